@@ -1,0 +1,7 @@
+from .checkpoint import SAFE_CHECKPOINT_GLOBALS, UnsafeCheckpointError, safe_torch_load
+from .runner_setup import check_dataset_paths, load_config, set_launcher, set_work_dir, task_of
+
+__all__ = [
+    'SAFE_CHECKPOINT_GLOBALS', 'UnsafeCheckpointError', 'safe_torch_load', 'check_dataset_paths', 'load_config', 'set_launcher',
+    'set_work_dir', 'task_of'
+]

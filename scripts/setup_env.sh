@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Idempotent setup of the reproducible CPU environment used by the README commands and CI.
+#
+# Creates .venv/ inside the repository (git-ignored), installs the pinned stack from
+# requirements/constraints-cpu.txt, builds the mmcv wheel with its CPU ops once into a cache outside the
+# repository (MMADN_CACHE, default ~/.cache/mmadn) and installs from that cache afterwards.
+# A second run finds the environment up to date and returns in seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MMADN_VENV:-$ROOT/.venv}"
+CACHE="${MMADN_CACHE:-$HOME/.cache/mmadn}"
+WHEELS="$CACHE/wheels"
+PYTHON="${PYTHON:-python3}"
+CONSTRAINTS="$ROOT/requirements/constraints-cpu.txt"
+STAMP="$VENV/.mmadn-setup-stamp"
+
+STEP="start"
+log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+fail() {
+    local rc=$?
+    log "FAILED at step '$STEP' (exit code $rc). Fix the cause printed above and re-run $0;"
+    log "finished steps are kept, so the re-run continues from here."
+    exit "$rc"
+}
+trap fail ERR
+
+pin() { grep -E "^$1==" "$CONSTRAINTS" | head -1 | cut -d= -f3; }
+
+# Everything that decides the environment's content goes into the stamp: when it changes, we re-install.
+fingerprint() {
+    cat "$CONSTRAINTS" "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" "$ROOT/pyproject.toml" \
+        "$0" | sha256sum | cut -d' ' -f1
+}
+
+STEP="check python"
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 9), sys.version' \
+    || { log "Python >= 3.9 is needed (found: $("$PYTHON" --version 2>&1))"; false; }
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(fingerprint)" ]]; then
+    log "environment $VENV is up to date (delete $STAMP to force a re-install)"
+    exit 0
+fi
+
+STEP="create virtualenv"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip --disable-pip-version-check)
+
+STEP="install build tools and torch"
+log "installing torch $(pin torch), torchvision $(pin torchvision) and build tools (first time: a few minutes)"
+"${PIP[@]}" install -q -c "$CONSTRAINTS" torch torchvision setuptools wheel ninja
+
+MMCV_VERSION="$(pin mmcv)"
+TORCH_VERSION="$(pin torch)"
+PYTAG="$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+# The wheel is ABI-bound to the torch it was built against, so the cache key names that torch.
+MMCV_CACHE="$WHEELS/mmcv-$MMCV_VERSION-torch$TORCH_VERSION-$PYTAG"
+
+STEP="build mmcv wheel with CPU ops"
+if ! ls "$MMCV_CACHE"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
+    log "building mmcv $MMCV_VERSION with its CPU ops into $MMCV_CACHE (once; about 9 minutes on 2 cores)"
+    mkdir -p "$MMCV_CACHE.tmp"
+    # --no-build-isolation: the build must see the installed torch, or it silently produces mmcv without ops.
+    src="$(mktemp -d)"
+    "${PIP[@]}" download -q --no-deps --no-binary :all: -d "$src" "mmcv==$MMCV_VERSION"
+    tar -xzf "$src/mmcv-$MMCV_VERSION.tar.gz" -C "$src"
+    # mmcv 2.1.0 compiles its ops as C++14/17, but the headers of torch >= 2.10 need C++20.
+    sed -i 's/-std=c++1[47]/-std=c++20/g' "$src/mmcv-$MMCV_VERSION/setup.py"
+    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${PIP[@]}" wheel -q --no-deps --no-build-isolation \
+        -w "$MMCV_CACHE.tmp" "$src/mmcv-$MMCV_VERSION"
+    rm -rf "$src"
+    whl="$(ls "$MMCV_CACHE.tmp"/mmcv-*.whl)"
+    "$PY" -c 'import sys, zipfile; sys.exit(not any(n.startswith("mmcv/_ext") for n in zipfile.ZipFile(sys.argv[1]).namelist()))' "$whl" \
+        || { log "the mmcv wheel $whl has no compiled ops (mmcv/_ext); refusing to cache it"; false; }
+    rm -rf "$MMCV_CACHE" && mv "$MMCV_CACHE.tmp" "$MMCV_CACHE"
+else
+    log "using cached mmcv wheel from $MMCV_CACHE"
+fi
+
+STEP="install the OpenMMLab stack"
+log "installing mmcv (cached wheel), mmengine, mmdet, mmpretrain and test requirements"
+"${PIP[@]}" install -q -c "$CONSTRAINTS" --find-links "$MMCV_CACHE" "mmcv==$MMCV_VERSION" \
+    -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt"
+
+STEP="install mmadn (editable)"
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+
+STEP="verify the stack"
+"$PY" - <<'PY'
+import mmcv, mmdet, mmengine, mmpretrain, torch, torchvision
+from mmcv.ops import RoIAlign, nms  # fails when mmcv was built without its ops
+import mmadn
+print(f'torch {torch.__version__}, torchvision {torchvision.__version__}, mmcv {mmcv.__version__}, '
+      f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmpretrain {mmpretrain.__version__}')
+PY
+
+fingerprint > "$STAMP"
+log "done: activate with 'source $VENV/bin/activate'"

@@ -1,0 +1,84 @@
+"""Train a detector (mmdet config) or a classifier (mmpretrain config) with mmadn's modules registered.
+
+The command line is mmdet's: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+[--auto-scale-lr] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
+from mmadn.utils import check_dataset_paths, load_config, set_launcher, set_work_dir  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a detector or classifier')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', default=False,
+                        help='enable automatic-mixed-precision training (needs a GPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true', help='enable automatically scaling LR.')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='If specify checkpoint path, resume from it, while if not specify, try to auto resume from the '
+        'latest checkpoint in the work directory.')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
+        'merged into config file. e.g. model.backbone.skip=TTFF')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank, torchrun sets LOCAL_RANK
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options)
+    check_dataset_paths(cfg, ('train', 'val') if cfg.get('val_cfg', None) is not None else ('train', ))
+    set_work_dir(cfg, args.config, args.work_dir)
+    set_launcher(cfg, args.launcher)
+
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp needs a CUDA GPU (mmengine\'s AmpOptimWrapper does not run on CPU); '
+                             'drop --amp to train in fp32 here.')
+        optim_wrapper = cfg.optim_wrapper.type
+        if optim_wrapper != 'AmpOptimWrapper':
+            assert optim_wrapper == 'OptimWrapper', \
+                f'`--amp` is only supported when the optimizer wrapper type is `OptimWrapper` but got {optim_wrapper}.'
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr and 'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            raise RuntimeError('Can not find "auto_scale_lr" or "auto_scale_lr.enable" or '
+                               '"auto_scale_lr.base_batch_size" in your configuration file.')
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
