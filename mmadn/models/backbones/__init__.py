@@ -1,0 +1,3 @@
+from .resnet_adn import ResNetADN
+
+__all__ = ['ResNetADN']

@@ -1,0 +1,210 @@
+"""ResNet with skippable sub-paths and skip-aware normalization (ADN spec sections 2-4).
+
+``ResNetADN`` is mmdet's ``ResNet`` with one more rule per stage: the first ``num_mandatory_blocks(n)`` blocks
+always run, the rest are skipped when the stage's flag is ``T``. The norms of the mandatory blocks get a twin
+(``bnK_skip``, the name used by the authors' release) that is used while the stage skips. Parameter names are
+mmdet's (and torchvision's), so plain ResNet checkpoints line up; the twins they lack are filled from the shared
+norms on load.
+"""
+import copy
+import itertools
+import math
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from mmdet.models.backbones.resnet import ResNet
+from mmdet.models.layers import ResLayer
+from mmengine.logging import print_log
+from torch import nn
+
+from mmadn.registry import register_model
+from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
+
+TWIN_SUFFIX = '_skip'
+_NORM_NAME_ATTRS = ('norm1_name', 'norm2_name', 'norm3_name')
+
+
+def num_mandatory_blocks(num_blocks: int) -> int:
+    """Blocks of a stage that always run: ``min(n - 1, ceil(n / 2))``, never fewer than the first block."""
+    return max(1, min(num_blocks - 1, math.ceil(num_blocks / 2)))
+
+
+class ADNResLayer(ResLayer):
+    """A ResNet stage whose blocks after the first ``num_mandatory`` can be skipped.
+
+    Every norm of a mandatory block has a twin used only while the stage skips. A block reads its norms
+    through ``normK_name``, so selecting the twins is a string assignment: nothing is rebuilt or copied.
+    """
+
+    def __init__(self, *args, num_mandatory: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not 1 <= num_mandatory <= len(self):
+            raise ValueError(f'num_mandatory must be in [1, {len(self)}] for a stage of {len(self)} blocks, '
+                             f'got {num_mandatory}')
+        self.num_mandatory = num_mandatory
+        self.skip = False
+        if self.is_skippable:
+            for block in self.mandatory_blocks():
+                block.shared_norm_names = {
+                    attr: getattr(block, attr)
+                    for attr in _NORM_NAME_ATTRS if hasattr(block, attr)
+                }
+                for name in block.shared_norm_names.values():
+                    block.add_module(name + TWIN_SUFFIX, copy.deepcopy(getattr(block, name)))
+
+    @property
+    def is_skippable(self) -> bool:
+        return self.num_mandatory < len(self)
+
+    def mandatory_blocks(self) -> Iterator[nn.Module]:
+        return itertools.islice(iter(self), self.num_mandatory)
+
+    def twin_norm_names(self) -> Iterator[Tuple[str, str]]:
+        """``(twin, shared)`` module names relative to this stage, e.g. ``('0.bn1_skip', '0.bn1')``."""
+        for index, block in enumerate(self.mandatory_blocks()):
+            for name in getattr(block, 'shared_norm_names', {}).values():
+                yield f'{index}.{name}{TWIN_SUFFIX}', f'{index}.{name}'
+
+    def set_skip(self, skip: bool) -> None:
+        self.skip = bool(skip) and self.is_skippable
+        for block in self.mandatory_blocks():
+            for attr, name in getattr(block, 'shared_norm_names', {}).items():
+                setattr(block, attr, name + TWIN_SUFFIX if self.skip else name)
+
+    def forward(self, x):
+        num_active = self.num_mandatory if self.skip else len(self)
+        for index, block in enumerate(self):
+            if index == num_active:
+                break
+            x = block(x)
+        return x
+
+
+@register_model
+class ResNetADN(AdaptiveDepthMixin, ResNet):
+    """ResNet backbone of an adaptive depth network: 2^num_stages sub-networks in one set of weights.
+
+    Args:
+        depth (int): 18, 34, 50, 101 or 152.
+        skip (str | Sequence[bool]): the active sub-network: a T/F string with one flag per stage
+            (``'TTFF'``), a sequence of bools, ``'super'`` (default) or ``'base'``. Can be changed at any
+            time with ``backbone.skip = ...`` or temporarily with ``with backbone.switch(...)``.
+        mandatory_blocks (Sequence[int], optional): blocks that always run, per stage. Defaults to the
+            rule of the ADN paper, ``min(n - 1, ceil(n / 2))``.
+        **kwargs: every argument of mmdet's ``ResNet``.
+    """
+
+    def __init__(self,
+                 depth: int,
+                 skip: SkipType = 'super',
+                 mandatory_blocks: Optional[Sequence[int]] = None,
+                 **kwargs) -> None:
+        num_stages = kwargs.get('num_stages', 4)
+        # Fail on a bad skip before any layer is built.
+        flags = parse_skip(skip, num_stages, type(self).__name__)
+        if mandatory_blocks is not None and len(mandatory_blocks) != num_stages:
+            raise ValueError(f'mandatory_blocks needs one entry per stage ({num_stages}), '
+                             f'got {tuple(mandatory_blocks)}')
+        self._mandatory_override = None if mandatory_blocks is None else tuple(mandatory_blocks)
+        super().__init__(depth, **kwargs)
+        self.num_skip_flags = self.num_stages
+        self._skip_flags = flags
+        self._apply_skip(flags)
+        self.register_load_state_dict_pre_hook(_ResNetADNStateDictPreHook())
+
+    def make_res_layer(self, **kwargs) -> ADNResLayer:
+        stage = len(self.res_layers)  # make_res_layer is called once per stage, in order
+        num_blocks = kwargs['num_blocks']
+        num_mandatory = (num_mandatory_blocks(num_blocks)
+                         if self._mandatory_override is None else self._mandatory_override[stage])
+        return ADNResLayer(num_mandatory=num_mandatory, **kwargs)
+
+    @property
+    def stages(self) -> List[ADNResLayer]:
+        return [getattr(self, name) for name in self.res_layers]
+
+    def stage_module_names(self) -> List[str]:
+        return list(self.res_layers)
+
+    def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
+        for stage, flag in zip(self.stages, flags):
+            stage.set_skip(flag)
+
+    def active_blocks(self, skip: Optional[SkipType] = None) -> List[str]:
+        """Names of the residual blocks that run for ``skip`` (default: the active sub-network)."""
+        flags = self._skip_flags if skip is None else parse_skip(skip, self.num_skip_flags, type(self).__name__)
+        names = []
+        for layer_name, stage, flag in zip(self.res_layers, self.stages, flags):
+            num_active = stage.num_mandatory if flag and stage.is_skippable else len(stage)
+            names.extend(f'{layer_name}.{i}' for i in range(num_active))
+        return names
+
+    def blocks_per_subnet(self) -> Dict[str, List[str]]:
+        """Every sub-network and the residual blocks it runs."""
+        return {skip: self.active_blocks(skip) for skip in self.subnets()}
+
+    def twin_norm_names(self) -> List[Tuple[str, str]]:
+        """``(twin, shared)`` norm module names relative to the backbone, e.g. ``('layer3.0.bn1_skip', ...)``."""
+        return [(f'{layer_name}.{twin}', f'{layer_name}.{shared}')
+                for layer_name, stage in zip(self.res_layers, self.stages)
+                for twin, shared in stage.twin_norm_names()]
+
+    def copy_shared_norms_to_twins(self) -> None:
+        """Make every twin an exact copy of its shared norm (parameters and statistics)."""
+        modules = dict(self.named_modules())
+        for twin, shared in self.twin_norm_names():
+            modules[twin].load_state_dict(modules[shared].state_dict())
+
+    def train(self, mode: bool = True) -> 'ResNetADN':
+        super().train(mode)  # mmdet's ResNet.train applies frozen_stages / norm_eval to both norm sets
+        return self  # ... but returns None; nn.Module.train returns self, so model.eval() chains again
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        # A random init starts the twins as copies; a Pretrained init brought its own (or the load hook
+        # filled them from the shared norms), so it is left alone.
+        if not _is_pretrained_init(self.init_cfg):
+            self.copy_shared_norms_to_twins()
+
+
+def _is_pretrained_init(init_cfg) -> bool:
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
+
+
+class _ResNetADNStateDictPreHook:
+    """Prepares any state dict loaded into a ResNetADN.
+
+    - Twins missing from the checkpoint (a plain ResNet checkpoint) are filled from their shared norms, and the
+      user is told once, in one line, instead of getting a missing key per twin.
+    - A checkpoint that holds the backbone under another prefix is refused with the prefix to use.
+    """
+
+    _PROBE = 'layer1.0.conv1.weight'
+
+    def __call__(self, module: ResNetADN, state_dict, prefix, local_metadata, strict, missing_keys,
+                 unexpected_keys, error_msgs) -> None:
+        if prefix + self._PROBE not in state_dict:
+            other = sorted(k[:-len(self._PROBE)] for k in state_dict if k.endswith(self._PROBE))
+            if other:
+                raise ValueError(
+                    f'The checkpoint loaded into {type(module).__name__} (at prefix {prefix!r}) holds its '
+                    f'weights under prefix {other[0]!r}. For a backbone init use '
+                    f"init_cfg=dict(type='Pretrained', checkpoint=..., prefix={other[0]!r}); to convert "
+                    'a checkpoint, see tools/model_converters/resnet_adn_converter.py.')
+            return
+        filled = 0
+        for twin, shared in module.twin_norm_names():
+            twin_prefix, shared_prefix = f'{prefix}{twin}.', f'{prefix}{shared}.'
+            if any(k.startswith(twin_prefix) for k in state_dict):
+                continue
+            shared_keys = [k for k in state_dict if k.startswith(shared_prefix)]
+            for key in shared_keys:
+                state_dict[twin_prefix + key[len(shared_prefix):]] = state_dict[key]
+            filled += bool(shared_keys)
+        if filled:
+            print_log(
+                f'{type(module).__name__}: the checkpoint has no skip-aware twin norms (*{TWIN_SUFFIX}); '
+                f'initialised {filled} of them as copies of their shared norms (expected for a plain ResNet '
+                'checkpoint: train them with norm_eval=False or recalibrate them).',
+                logger='current',
+                level=30)

@@ -1,0 +1,7 @@
+from .adaptive_depth import AdaptiveDepthMixin, all_skips, parse_skip, skip_to_str
+from .subnet import adaptive_backbones, set_subnet, subnet
+
+__all__ = [
+    'AdaptiveDepthMixin', 'parse_skip', 'skip_to_str', 'all_skips', 'adaptive_backbones', 'set_subnet',
+    'subnet'
+]

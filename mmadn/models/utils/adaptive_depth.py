@@ -1,0 +1,106 @@
+"""The public sub-network API shared by every ADN backbone: the ``skip`` grammar and instant switching.
+
+A sub-network is named by one flag per stage, written as a string of ``T`` (skip the stage's skippable part)
+and ``F`` (keep it): ``'FFFF'`` is the super-net, ``'TTTT'`` the base-net. T/F strings are the public form
+because mmengine's ``--cfg-options`` would turn a 0/1 string such as ``0110`` into the integer 110.
+"""
+import itertools
+from contextlib import contextmanager
+from typing import Iterator, List, Sequence, Tuple, Union
+
+SkipType = Union[str, Sequence[bool]]
+
+SKIP_ALIASES = {'super': False, 'base': True}
+
+
+def _skip_error(skip, num_flags: int, owner: str, why: str) -> ValueError:
+    example = 'T' * (num_flags // 2) + 'F' * (num_flags - num_flags // 2)
+    return ValueError(
+        f'Invalid skip {skip!r} for {owner} with {num_flags} skippable stages: {why}. '
+        f"Valid forms: a string of {num_flags} 'T' (skip) / 'F' (keep) characters such as "
+        f"'{example}', a sequence of {num_flags} bools, or 'super' / 'base'.")
+
+
+def parse_skip(skip: SkipType, num_flags: int, owner: str = 'the backbone') -> Tuple[bool, ...]:
+    """Turn any accepted form of ``skip`` into a tuple of ``num_flags`` bools, or raise a ValueError."""
+    if isinstance(skip, bool) or skip is None:
+        raise _skip_error(skip, num_flags, owner, f'got {type(skip).__name__}')
+    if isinstance(skip, int):
+        raise _skip_error(
+            skip, num_flags, owner,
+            'got an integer (mmengine --cfg-options parses 0/1 strings such as 0110 as integers)')
+    if isinstance(skip, str):
+        key = skip.strip()
+        if key.lower() in SKIP_ALIASES:
+            return (SKIP_ALIASES[key.lower()], ) * num_flags
+        bad = sorted({c for c in key.upper() if c not in 'TF'})
+        if bad:
+            raise _skip_error(skip, num_flags, owner, f'unexpected character(s) {bad}')
+        if len(key) != num_flags:
+            raise _skip_error(skip, num_flags, owner, f'{len(key)} flags given')
+        return tuple(c == 'T' for c in key.upper())
+    try:
+        flags = tuple(skip)
+    except TypeError:
+        raise _skip_error(skip, num_flags, owner, f'got {type(skip).__name__}') from None
+    if len(flags) != num_flags:
+        raise _skip_error(skip, num_flags, owner, f'{len(flags)} flags given')
+    if not all(isinstance(f, bool) or (isinstance(f, int) and f in (0, 1)) for f in flags):
+        raise _skip_error(skip, num_flags, owner, 'a sequence must hold bools')
+    return tuple(bool(f) for f in flags)
+
+
+def skip_to_str(flags: Sequence[bool]) -> str:
+    return ''.join('T' if f else 'F' for f in flags)
+
+
+def all_skips(num_flags: int) -> List[str]:
+    """All 2^num_flags skip strings, from the super-net ('FF..F') to the base-net ('TT..T')."""
+    return [''.join(p) for p in itertools.product('FT', repeat=num_flags)]
+
+
+class AdaptiveDepthMixin:
+    """Gives a backbone ``skip`` (get/set), ``switch()`` and ``subnets()``.
+
+    A backbone using it sets ``num_skip_flags`` and implements ``_apply_skip(flags)``, which must only flip
+    Python attributes: switching depth never rebuilds, copies or allocates.
+    """
+
+    num_skip_flags: int
+    _skip_flags: Tuple[bool, ...]
+
+    def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
+        raise NotImplementedError
+
+    @property
+    def skip(self) -> str:
+        """The active sub-network as a T/F string."""
+        return skip_to_str(self._skip_flags)
+
+    @skip.setter
+    def skip(self, value: SkipType) -> None:
+        flags = parse_skip(value, self.num_skip_flags, type(self).__name__)
+        self._skip_flags = flags
+        self._apply_skip(flags)
+
+    @property
+    def skip_flags(self) -> Tuple[bool, ...]:
+        return self._skip_flags
+
+    @contextmanager
+    def switch(self, skip: SkipType) -> Iterator['AdaptiveDepthMixin']:
+        """Run a block of code with another sub-network active; the previous one is restored after."""
+        previous = self._skip_flags
+        self.skip = skip
+        try:
+            yield self
+        finally:
+            self.skip = previous
+
+    def stage_module_names(self) -> List[str]:
+        """Names (relative to the backbone) of the modules producing each stage's output, in order."""
+        raise NotImplementedError
+
+    def subnets(self) -> List[str]:
+        """Every selectable sub-network, super-net first, base-net last."""
+        return all_skips(self.num_skip_flags)

@@ -1,0 +1,243 @@
+"""ResNetADN: equivalence with mmdet's ResNet, the blocks each sub-network runs, switching, norms."""
+import copy
+
+import pytest
+import torch
+from mmdet.models.backbones import ResNet
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+
+from mmadn.models import ResNetADN
+from mmadn.models.backbones.resnet_adn import num_mandatory_blocks
+
+# ADN spec section 2, written out rather than computed: the skippable block indices per stage.
+SPEC_SKIPPABLE = {
+    18: [{1}, {1}, {1}, {1}],
+    50: [{2}, {2, 3}, {3, 4, 5}, {2}],
+    101: [{2}, {2, 3}, set(range(12, 23)), {2}],
+}
+STAGE_BLOCKS = {18: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+
+
+def _pair(depth, **kwargs):
+    """A plain mmdet ResNet and a ResNetADN carrying the same weights (twins = copies of shared norms)."""
+    plain = ResNet(depth, **kwargs)
+    plain.init_weights()
+    # Make norms non-trivial so that mixing up norm sets would show.
+    for m in plain.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    adn = ResNetADN(depth, **kwargs)
+    adn.load_state_dict(plain.state_dict())
+    return plain, adn
+
+
+def test_registered_in_both_libraries():
+    assert MMDET_MODELS.get('ResNetADN') is ResNetADN
+    assert MMPRETRAIN_MODELS.get('ResNetADN') is ResNetADN
+
+
+@pytest.mark.parametrize('n, mandatory', [(1, 1), (2, 1), (3, 2), (4, 2), (6, 3), (23, 12), (36, 18)])
+def test_split_rule(n, mandatory):
+    assert num_mandatory_blocks(n) == mandatory
+
+
+@pytest.mark.parametrize('depth', [18, 50])
+@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (3, ), (1, 3), (0, )])
+@pytest.mark.parametrize('train', [False, True])
+def test_super_net_matches_plain_resnet(depth, out_indices, train):
+    plain, adn = _pair(depth, out_indices=out_indices, norm_eval=False)
+    plain.train(train)
+    adn.train(train)
+    x = torch.randn(2, 3, 64, 64)
+    expected = plain(x)
+    got = adn(x)
+    assert len(got) == len(expected) == len(out_indices)
+    for e, g in zip(expected, got):
+        assert e.shape == g.shape
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+    if train:  # the running statistics were updated identically
+        plain_sd, adn_sd = plain.state_dict(), adn.state_dict()
+        for key, value in plain_sd.items():
+            torch.testing.assert_close(adn_sd[key], value, rtol=1e-5, atol=1e-6)
+
+
+def _record_blocks_and_norms(model):
+    ran_blocks, ran_norms = [], []
+    handles = []
+    for name, module in model.named_modules():
+        parts = name.split('.')
+        if len(parts) == 2 and parts[0].startswith('layer'):
+            handles.append(module.register_forward_hook(lambda m, i, o, n=name: ran_blocks.append(n)))
+        if isinstance(module, torch.nn.BatchNorm2d) and name.startswith('layer') and 'downsample' not in name:
+            handles.append(module.register_forward_hook(lambda m, i, o, n=name: ran_norms.append(n)))
+    return ran_blocks, ran_norms, handles
+
+
+@pytest.mark.parametrize('depth', [18, 50, 101])
+def test_each_skip_runs_the_blocks_of_the_spec(depth):
+    model = ResNetADN(depth).eval()
+    ran_blocks, ran_norms, _ = _record_blocks_and_norms(model)
+    skips = model.subnets()
+    assert len(skips) == 16
+    x = torch.randn(1, 3, 32, 32)
+    for skip in skips:
+        model.skip = skip
+        ran_blocks.clear()
+        ran_norms.clear()
+        with torch.no_grad():
+            model(x)
+        expected_blocks, expected_norms = [], []
+        for stage, (flag, n) in enumerate(zip(skip, STAGE_BLOCKS[depth])):
+            skippable = SPEC_SKIPPABLE[depth][stage]
+            for block in range(n):
+                if flag == 'T' and block in skippable:
+                    continue
+                expected_blocks.append(f'layer{stage + 1}.{block}')
+                norms = ('bn1', 'bn2') if depth == 18 else ('bn1', 'bn2', 'bn3')
+                # twins are used by the mandatory blocks of a skipping stage only
+                suffix = '_skip' if flag == 'T' else ''
+                expected_norms += [f'layer{stage + 1}.{block}.{bn}{suffix}' for bn in norms]
+        assert ran_blocks == expected_blocks, skip
+        assert ran_norms == expected_norms, skip
+        assert model.active_blocks() == expected_blocks
+    assert model.blocks_per_subnet()['FFFF'] == [
+        f'layer{s + 1}.{b}' for s, n in enumerate(STAGE_BLOCKS[depth]) for b in range(n)
+    ]
+
+
+def test_twins_exist_only_in_mandatory_blocks_and_match_released_names():
+    model = ResNetADN(50)
+    twins = {k for k in model.state_dict() if '_skip' in k}
+    assert 'layer3.2.bn2_skip.running_mean' in twins
+    blocks_with_twins = {'.'.join(k.split('.')[:2]) for k in twins}
+    assert blocks_with_twins == {
+        'layer1.0', 'layer1.1', 'layer2.0', 'layer2.1', 'layer3.0', 'layer3.1', 'layer3.2', 'layer4.0', 'layer4.1'
+    }
+    assert not any('downsample' in k for k in twins)
+    extra = sum(p.numel() for n, p in model.named_parameters() if '_skip' in n)
+    assert extra == 26112  # 25.583 M - 25.557 M, spec section 3
+
+
+def test_random_init_starts_twins_as_copies_of_shared_norms():
+    model = ResNetADN(18, zero_init_residual=True)
+    model.init_weights()
+    sd = model.state_dict()
+    for twin, shared in model.twin_norm_names():
+        for k in ('weight', 'bias', 'running_mean', 'running_var'):
+            assert torch.equal(sd[f'{twin}.{k}'], sd[f'{shared}.{k}'])
+
+
+@pytest.mark.parametrize('bad', ['TTF', 'TTFQ', 110, 'all'])
+def test_invalid_skip_fails_at_build_and_at_switch(bad):
+    with pytest.raises(ValueError, match='4 skippable stages'):
+        ResNetADN(18, skip=bad)
+    model = ResNetADN(18, skip='TTFF')
+    with pytest.raises(ValueError, match="'super' / 'base'"):
+        model.skip = bad
+    assert model.skip == 'TTFF'  # a refused switch leaves the model as it was
+
+
+def test_num_stages_sets_the_number_of_flags():
+    model = ResNetADN(18, num_stages=3, strides=(1, 2, 2), dilations=(1, 1, 1), out_indices=(2, ), skip='TFT')
+    assert model.skip == 'TFT' and len(model.subnets()) == 8
+    with pytest.raises(ValueError, match='3 skippable stages'):
+        model.skip = 'TFTF'
+
+
+def test_switch_changes_no_tensor_and_builds_nothing():
+    model = ResNetADN(50)
+    before = {k: (v.data_ptr(), v.shape) for k, v in model.state_dict().items()}
+    modules_before = [id(m) for m in model.modules()]
+    for skip in ('TTTT', 'TFTF', 'FFFF', 'base'):
+        model.skip = skip
+    assert {k: (v.data_ptr(), v.shape) for k, v in model.state_dict().items()} == before
+    assert [id(m) for m in model.modules()] == modules_before
+
+
+def test_switch_context_manager_restores_previous_subnet():
+    model = ResNetADN(18, skip='TFFF').eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        base = ResNetADN(18, skip='base')
+        base.load_state_dict(model.state_dict())
+        base.eval()
+        with model.switch('base') as m:
+            assert m.skip == 'TTTT'
+            torch.testing.assert_close(model(x), base(x))
+        assert model.skip == 'TFFF'
+        with pytest.raises(RuntimeError):
+            with model.switch('FFFF'):
+                raise RuntimeError('inside')
+        assert model.skip == 'TFFF'
+
+
+def test_jit_trace_follows_the_active_subnet():
+    model = ResNetADN(18, out_indices=(3, )).eval()
+    x = torch.randn(1, 3, 32, 32)
+    outputs = {}
+    for skip in ('FFFF', 'TTTT'):
+        model.skip = skip
+        traced = torch.jit.trace(model, x, check_trace=False)
+        with torch.no_grad():
+            outputs[skip] = model(x)[0]
+            torch.testing.assert_close(traced(x)[0], outputs[skip])
+    assert not torch.allclose(outputs['FFFF'], outputs['TTTT'])
+
+
+def test_torch_compile_does_not_run_a_stale_path_after_a_switch():
+    torch._dynamo.reset()
+    model = ResNetADN(18, out_indices=(2, 3)).eval()
+    compiled = torch.compile(model, backend='eager')
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        for skip in ('FFFF', 'TTTT', 'TFTF', 'FFFF'):
+            model.skip = skip
+            with model.switch(skip):
+                expected = model(x)
+            got = compiled(x)
+            for e, g in zip(expected, got):
+                torch.testing.assert_close(g, e)
+        model.skip = 'FFFF'
+        super_out = compiled(x)[1]
+        model.skip = 'TTTT'
+        assert not torch.allclose(compiled(x)[1], super_out)
+    torch._dynamo.reset()
+
+
+def test_frozen_stages_and_norm_eval_cover_both_norm_sets():
+    model = ResNetADN(50, frozen_stages=1, norm_eval=True)
+    model.train()
+    for name, p in model.layer1.named_parameters():
+        assert not p.requires_grad, name
+    assert not model.layer1[0].bn1_skip.weight.requires_grad
+    assert model.layer2[0].bn1_skip.weight.requires_grad
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert not m.training, name
+    model = ResNetADN(50, frozen_stages=-1, norm_eval=False)
+    model.train()
+    assert model.layer1[0].bn1_skip.training and model.layer1[0].bn1.training
+
+
+def test_training_moves_only_the_active_norm_set():
+    model = ResNetADN(18, norm_eval=False, skip='TFFF')
+    model.init_weights()
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    out = model(torch.randn(4, 3, 32, 32))
+    sum(o.mean() for o in out).backward()
+    after = model.state_dict()
+    block = model.layer1[0]
+    # stage 1 skips: its mandatory block normalises with the twins
+    assert not torch.equal(after['layer1.0.bn1_skip.running_mean'], before['layer1.0.bn1_skip.running_mean'])
+    assert torch.equal(after['layer1.0.bn1.running_mean'], before['layer1.0.bn1.running_mean'])
+    assert block.bn1_skip.weight.grad is not None and block.bn1.weight.grad is None
+    assert all(p.grad is None for p in model.layer1[1].parameters())  # the skipped block
+    # stage 2 keeps everything: the shared norms move, the twins do not
+    assert not torch.equal(after['layer2.0.bn1.running_mean'], before['layer2.0.bn1.running_mean'])
+    assert torch.equal(after['layer2.0.bn1_skip.running_mean'], before['layer2.0.bn1_skip.running_mean'])
+    assert model.layer2[0].bn1_skip.weight.grad is None
