@@ -1,0 +1,3 @@
+from .adn_distill_hook import ADNDistillHook
+
+__all__ = ['ADNDistillHook']

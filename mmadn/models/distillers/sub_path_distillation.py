@@ -1,0 +1,159 @@
+"""Algorithm 1 of ADN as a model's loss function (spec section 5; section 6 for detection).
+
+Per call, on the same batch: the teacher sub-network (default: super-net) computes the model's own task loss
+while its features are recorded; the student sub-network (default: base-net) runs the feature path only; the
+returned losses are ``alpha`` x every task loss plus ``(1 - alpha)`` x KL(teacher || student) per feature,
+each under its own ``loss_...`` key. One backward of their sum trains both sub-networks.
+"""
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from ..losses.kl_divergence import FEATURE_MODES, feature_kl, logits_kl
+from ..utils.adaptive_depth import SkipType
+from ..utils.subnet import adaptive_backbones, subnet
+from .feature_recorder import FeatureRecorder
+
+FeatureSpec = Union[str, dict]
+
+
+def default_distill_features(model: nn.Module) -> Dict[str, dict]:
+    """Detection: every level of the neck's output. Classification: pooled stage features (all stages but the
+    last, which the logits cover) and the logits, as released."""
+    if getattr(model, 'neck', None) is not None and not _is_classifier(model):
+        return {'neck': dict(mode='channel')}
+    if _is_classifier(model):
+        backbone = adaptive_backbones(model)[0]
+        stages = [f'backbone.{name}' for name in backbone.stage_module_names()[:-1]]
+        features = {name: dict(mode='pooled') for name in stages}
+        features['head'] = dict(mode='logits')
+        return features
+    raise ValueError(f'No default distillation features for {type(model).__name__}: give features=dict(...) '
+                     "naming modules whose outputs to distill, e.g. dict(neck='channel').")
+
+
+def _is_classifier(model: nn.Module) -> bool:
+    from mmpretrain.models.classifiers import ImageClassifier
+    return isinstance(model, ImageClassifier)
+
+
+def _as_tensors(output) -> List[torch.Tensor]:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, (list, tuple)) and all(isinstance(o, torch.Tensor) for o in output):
+        return list(output)
+    raise TypeError(f'Can only distill tensors or tuples of tensors, got {type(output).__name__}')
+
+
+def _scale(value, weight: float):
+    if isinstance(value, (list, tuple)):
+        return type(value)(v * weight for v in value)
+    return value * weight
+
+
+class SubPathDistillation:
+    """Callable that replaces ``model.loss`` while ADNDistillHook is active (see ``ADNDistillHook``).
+
+    Args:
+        model: the detector / classifier (unwrapped) with an ADN backbone.
+        task_loss: the model's original ``loss`` (bound method).
+        features: module name -> ``mode`` or ``dict(mode=..., levels=None, weight=1.0)``; modes are the
+            feature modes of ``feature_kl`` ('channel', 'spatial', 'pooled') and 'logits'.
+        alpha: weight of the teacher's task losses; KL terms get ``1 - alpha``.
+        temperature: softmax temperature T (losses are multiplied by T^2).
+        logits_topk: restrict the logits KL to the teacher's top-k classes.
+        teacher, student: the pair of sub-networks trained (skip strings).
+        student_task_loss_weight: weight of the student's own task loss (off, as released).
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 task_loss: Callable,
+                 features: Optional[Dict[str, FeatureSpec]] = None,
+                 alpha: float = 0.5,
+                 temperature: float = 1.0,
+                 logits_topk: Optional[int] = None,
+                 teacher: SkipType = 'super',
+                 student: SkipType = 'base',
+                 student_task_loss_weight: float = 0.0) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f'alpha must be in [0, 1], got {alpha}')
+        if temperature <= 0:
+            raise ValueError(f'temperature must be positive, got {temperature}')
+        self.model = model
+        self.task_loss = task_loss
+        self.features = self._normalise(features if features is not None else default_distill_features(model))
+        self.alpha = alpha
+        self.temperature = temperature
+        self.logits_topk = logits_topk
+        backbone = adaptive_backbones(model)[0]
+        with backbone.switch(teacher):  # validates both skips now, not in the first iteration
+            self.teacher = backbone.skip
+        with backbone.switch(student):
+            self.student = backbone.skip
+        if self.teacher == self.student:
+            raise ValueError(f'teacher and student are the same sub-network ({self.teacher}); nothing to distill.')
+        self.student_task_loss_weight = student_task_loss_weight
+        self.recorder = FeatureRecorder(model, list(self.features))
+        self._student_needs_head = any(name == 'head' or name.startswith('head.') for name in self.features)
+
+    @staticmethod
+    def _normalise(features: Dict[str, FeatureSpec]) -> Dict[str, dict]:
+        out = {}
+        for name, spec in features.items():
+            spec = dict(mode=spec) if isinstance(spec, str) else dict(spec)
+            mode = spec.setdefault('mode', 'channel')
+            if mode not in FEATURE_MODES + ('logits', ):
+                raise ValueError(f"Unknown mode {mode!r} for feature {name!r}; choose from "
+                                 f"{FEATURE_MODES + ('logits', )}.")
+            unknown = set(spec) - {'mode', 'levels', 'weight'}
+            if unknown:
+                raise ValueError(f'Unknown option(s) {sorted(unknown)} for feature {name!r}; '
+                                 "allowed: 'mode', 'levels', 'weight'.")
+            spec.setdefault('levels', None)
+            spec.setdefault('weight', 1.0)
+            out[name] = spec
+        if not out:
+            raise ValueError('features is empty: name at least one module whose output to distill.')
+        return out
+
+    @property
+    def distills(self) -> bool:
+        return self.alpha < 1.0 or self.student_task_loss_weight > 0
+
+    def __call__(self, inputs, data_samples, *args, **kwargs) -> Dict[str, torch.Tensor]:
+        with subnet(self.model, self.teacher), self.recorder.record() as recorded:
+            teacher_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
+            teacher_features = dict(recorded)
+        losses = {k: (_scale(v, self.alpha) if 'loss' in k else v) for k, v in teacher_losses.items()}
+        if not self.distills:
+            return losses
+
+        with subnet(self.model, self.student), self.recorder.record() as recorded:
+            if self.student_task_loss_weight > 0:
+                student_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
+                for k, v in student_losses.items():
+                    if 'loss' in k:
+                        losses[f'base_{k}'] = _scale(v, self.student_task_loss_weight)
+            else:
+                feats = self.model.extract_feat(inputs)
+                if self._student_needs_head:
+                    self.model.head(feats)
+            student_features = dict(recorded)
+
+        kl_weight = 1.0 - self.alpha
+        for name, spec in self.features.items():
+            key = 'loss_kl_' + name.replace('.', '_')
+            teacher_out = _as_tensors(teacher_features[name])
+            student_out = _as_tensors(student_features[name])
+            levels = range(len(teacher_out)) if spec['levels'] is None else spec['levels']
+            for level in levels:
+                t, s = teacher_out[level], student_out[level]
+                if spec['mode'] == 'logits':
+                    kl = logits_kl(t, s, self.temperature, self.logits_topk)
+                else:
+                    kl = feature_kl(t, s, spec['mode'], self.temperature)
+                suffix = f'_{level}' if len(teacher_out) > 1 else ''
+                losses[key + suffix] = kl * (kl_weight * spec['weight'])
+        return losses

@@ -1,0 +1,237 @@
+"""Issue 4: Algorithm 1 checked against a hand computation, gradient isolation, alpha = 1, the hook."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import ConfigDict
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from mmpretrain.structures import DataSample
+
+from mmadn.models import SubPathDistillation, feature_kl, logits_kl, subnet
+
+
+def _classifier(num_classes=5):
+    model = MMPRETRAIN_MODELS.build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='ResNetADN', depth=18, out_indices=(3, ), norm_eval=False,
+                           zero_init_residual=False),
+             neck=dict(type='GlobalAveragePooling'),
+             head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=512,
+                       loss=dict(type='CrossEntropyLoss'))))
+    model.init_weights()
+    return model.train()
+
+
+def _cls_batch(n=4, num_classes=5):
+    inputs = torch.randn(n, 3, 32, 32)
+    samples = [DataSample().set_gt_label(i % num_classes) for i in range(n)]
+    return inputs, samples
+
+
+def _stage_outputs(model, inputs):
+    b = model.backbone
+    x = b.maxpool(b.relu(b.norm1(b.conv1(inputs))))
+    outs = []
+    for layer in b.stages:
+        x = layer(x)
+        outs.append(x)
+    return outs, model.head.fc(model.neck((x, ))[0])
+
+
+def _hand_kl(t, s, T, dim):
+    p = F.softmax(t.detach() / T, dim=dim)
+    return (p * (F.log_softmax(t.detach() / T, dim=dim) - F.log_softmax(s / T, dim=dim))).sum(dim)
+
+
+@pytest.mark.parametrize('alpha, T', [(0.5, 1.0), (0.3, 4.0)])
+def test_total_loss_is_alpha_task_plus_one_minus_alpha_kl(alpha, T):
+    model = _classifier()
+    inputs, samples = _cls_batch()
+    objective = SubPathDistillation(model, model.loss, alpha=alpha, temperature=T)
+    assert set(objective.features) == {'backbone.layer1', 'backbone.layer2', 'backbone.layer3', 'head'}
+    losses = objective(inputs, samples)
+    assert set(losses) == {'loss', 'loss_kl_backbone_layer1', 'loss_kl_backbone_layer2',
+                           'loss_kl_backbone_layer3', 'loss_kl_head'}
+
+    with torch.no_grad():
+        with subnet(model, 'FFFF'):
+            task = F.cross_entropy(_stage_outputs(model, inputs)[1], torch.tensor([s.gt_label.item() for s in samples]))
+            t_feats, t_logits = _stage_outputs(model, inputs)
+        with subnet(model, 'TTTT'):
+            s_feats, s_logits = _stage_outputs(model, inputs)
+        kls = [(_hand_kl(t.mean((2, 3)), s.mean((2, 3)), T, 1).mean() * T * T) for t, s in zip(t_feats[:3], s_feats[:3])]
+        kls.append(_hand_kl(t_logits, s_logits, T, 1).mean() * T * T)
+    expected = alpha * task + (1 - alpha) * sum(kls)
+    got = sum(v for k, v in losses.items())
+    torch.testing.assert_close(losses['loss'], alpha * task, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses['loss_kl_head'], (1 - alpha) * kls[3], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert all(v.item() > 0 for k, v in losses.items())  # KL of two different sub-networks is positive
+    assert model.backbone.skip == 'FFFF'  # the objective leaves the model as it found it
+
+
+def test_kl_sends_no_gradient_into_the_teacher_side():
+    model = _classifier()
+    inputs, samples = _cls_batch()
+    objective = SubPathDistillation(model, model.loss, alpha=0.5)
+    losses = objective(inputs, samples)
+    sum(v for k, v in losses.items() if k.startswith('loss_kl')).backward()
+    # Used by the super-net only: the skippable blocks and the shared norms of the base-net's mandatory blocks.
+    # ResNet-18: block 1 of every stage is skippable, block 0 mandatory (its downsample is shared).
+    def teacher_only_param(name):
+        parts = name.split('.')
+        if parts[0] != 'backbone' or not parts[1].startswith('layer'):
+            return False
+        block, rest = int(parts[2]), parts[3]
+        return block == 1 or (rest.startswith('bn') and not rest.endswith('_skip'))
+
+    teacher_only = [n for n, _ in model.named_parameters() if teacher_only_param(n)]
+    assert teacher_only
+    for name, p in model.named_parameters():
+        if name in teacher_only:
+            assert p.grad is None or torch.count_nonzero(p.grad) == 0, name
+    student_twin = dict(model.named_parameters())['backbone.layer2.0.bn1_skip.weight']
+    assert student_twin.grad is not None and torch.count_nonzero(student_twin.grad) > 0
+
+
+def test_alpha_one_equals_plain_super_net_training():
+    model = _classifier()
+    reference = copy.deepcopy(model)
+    inputs, samples = _cls_batch()
+    objective = SubPathDistillation(model, model.loss, alpha=1.0)
+    losses = objective(inputs, samples)
+    assert set(losses) == {'loss'}
+    plain = reference.loss(inputs, samples)
+    torch.testing.assert_close(losses['loss'], plain['loss'])
+    losses['loss'].backward()
+    plain['loss'].backward()
+    grads = dict(reference.named_parameters())
+    for name, p in model.named_parameters():
+        if grads[name].grad is None:
+            assert p.grad is None, name
+        else:
+            torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-6, atol=1e-7)
+
+
+def test_feature_modes_match_their_definitions():
+    t, s = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4, requires_grad=True)
+    ch = feature_kl(t, s, 'channel', 2.0)
+    sp = feature_kl(t, s, 'spatial', 2.0)
+    expected_ch = _hand_kl(t.flatten(2), s.flatten(2), 2.0, 1).mean() * 4
+    expected_sp = _hand_kl(t.flatten(2), s.flatten(2), 2.0, 2).mean() * 4
+    torch.testing.assert_close(ch, expected_ch)
+    torch.testing.assert_close(sp, expected_sp)
+    assert feature_kl(t, t.clone(), 'channel').abs() < 1e-6
+    logits_t, logits_s = torch.randn(3, 10), torch.randn(3, 10)
+    idx = logits_t.topk(4, dim=1).indices
+    torch.testing.assert_close(logits_kl(logits_t, logits_s, 1.0, topk=4),
+                               _hand_kl(logits_t.gather(1, idx), logits_s.gather(1, idx), 1.0, 1).mean())
+    with pytest.raises(ValueError, match='Unknown feature distillation mode'):
+        feature_kl(t, s, 'pixel')
+
+
+def _detector():
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = _build_detector()
+    model.init_weights()
+    return model.train()
+
+
+def _build_detector():
+    return MMDET_MODELS.build(
+        ConfigDict(type='FasterRCNN',
+             data_preprocessor=dict(type='DetDataPreprocessor', pad_size_divisor=32),
+             backbone=dict(type='ResNetADN', depth=18, norm_eval=False, frozen_stages=-1,
+                           zero_init_residual=False),
+             neck=dict(type='FPN', in_channels=[64, 128, 256, 512], out_channels=32, num_outs=5),
+             rpn_head=dict(type='RPNHead', in_channels=32, feat_channels=32,
+                           anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[1.0],
+                                                 strides=[4, 8, 16, 32, 64]),
+                           bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0] * 4, target_stds=[1.0] * 4),
+                           loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+                           loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+             roi_head=dict(type='StandardRoIHead',
+                           bbox_roi_extractor=dict(type='SingleRoIExtractor',
+                                                   roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
+                                                   out_channels=32, featmap_strides=[4, 8, 16, 32]),
+                           bbox_head=dict(type='Shared2FCBBoxHead', in_channels=32, fc_out_channels=64,
+                                          roi_feat_size=7, num_classes=3,
+                                          bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.] * 4,
+                                                          target_stds=[0.1, 0.1, 0.2, 0.2]),
+                                          reg_class_agnostic=False,
+                                          loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+                                          loss_bbox=dict(type='L1Loss', loss_weight=1.0))),
+             train_cfg=dict(
+                 rpn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, min_pos_iou=0.3,
+                                        match_low_quality=True, ignore_iof_thr=-1),
+                          sampler=dict(type='RandomSampler', num=64, pos_fraction=0.5, neg_pos_ub=-1,
+                                       add_gt_as_proposals=False),
+                          allowed_border=-1, pos_weight=-1, debug=False),
+                 rpn_proposal=dict(nms_pre=200, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7),
+                                   min_bbox_size=0),
+                 rcnn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0.5,
+                                         match_low_quality=False, ignore_iof_thr=-1),
+                           sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25, neg_pos_ub=-1,
+                                        add_gt_as_proposals=True),
+                           pos_weight=-1, debug=False)),
+             test_cfg=dict(rpn=dict(nms_pre=100, max_per_img=50, nms=dict(type='nms', iou_threshold=0.7),
+                                    min_bbox_size=0),
+                           rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
+                                     max_per_img=20))))
+
+
+def _det_batch(n=2, size=128):
+    inputs = torch.randn(n, 3, size, size)
+    samples = []
+    for i in range(n):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size), batch_input_shape=(size, size)))
+        s.gt_instances = InstanceData(bboxes=torch.tensor([[8., 8., 30., 30.], [20., 30., 60., 60.]]),
+                                      labels=torch.tensor([i % 3, 2]))
+        samples.append(s)
+    return inputs, samples
+
+
+def test_detection_distills_every_fpn_level_on_top_of_the_task_losses():
+    model = _detector()
+    inputs, samples = _det_batch()
+    alpha = 0.4
+    objective = SubPathDistillation(model, model.loss, alpha=alpha, features=dict(neck='spatial'))
+    torch.manual_seed(1)
+    losses = objective(inputs, samples)
+    kl_keys = sorted(k for k in losses if k.startswith('loss_kl'))
+    assert kl_keys == [f'loss_kl_neck_{i}' for i in range(5)]
+    torch.manual_seed(1)
+    with subnet(model, 'super'):
+        task = model.loss(inputs, samples)  # the detector's own losses, same sampling seed
+    for key, value in task.items():
+        if 'loss' in key:
+            got, want = losses[key], value
+            got = sum(got) if isinstance(got, list) else got
+            want = sum(want) if isinstance(want, list) else want
+            torch.testing.assert_close(got, alpha * want, rtol=1e-5, atol=1e-6)
+    with torch.no_grad(), subnet(model, 'super'):
+        t = model.extract_feat(inputs)
+    with torch.no_grad(), subnet(model, 'base'):
+        s = model.extract_feat(inputs)
+    for level in range(5):
+        expected = (1 - alpha) * _hand_kl(t[level].flatten(2), s[level].flatten(2), 1.0, 2).mean()
+        torch.testing.assert_close(losses[f'loss_kl_neck_{level}'], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_objective_rejects_bad_settings():
+    model = _classifier()
+    with pytest.raises(ValueError, match='alpha'):
+        SubPathDistillation(model, model.loss, alpha=1.5)
+    with pytest.raises(ValueError, match='same sub-network'):
+        SubPathDistillation(model, model.loss, teacher='FFFF', student='super')
+    with pytest.raises(ValueError, match='4 skippable stages'):
+        SubPathDistillation(model, model.loss, student='TTF')
+    with pytest.raises(KeyError, match='no module'):
+        SubPathDistillation(model, model.loss, features=dict(nek='channel'))
+    with pytest.raises(ValueError, match="Unknown mode"):
+        SubPathDistillation(model, model.loss, features=dict(head='softmax'))
