@@ -1,0 +1,19 @@
+# Mask R-CNN with a ResNet-50-ADN backbone, trained with ADN's Algorithm 1 (super-net task loss + KL pulling the
+# base-net's FPN outputs to the super-net's). Evaluate any depth afterwards with
+#   python tools/test.py THIS_CONFIG CKPT --cfg-options model.backbone.skip=TTFF
+# COCO is expected where mmdet expects it: data/coco/{annotations,train2017,val2017}.
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmadn'], allow_failed_imports=False)
+
+# ImageNet-pretrained ResNet-50-ADN in mmpretrain's layout (configs/resnet50_adn_4xb64_in1k.py, or a released
+# model converted by tools/model_converters/resnet_adn_converter.py --to mmpretrain). Local path: no downloads.
+adn_imagenet_checkpoint = 'checkpoints/resnet50_adn_in1k.pth'
+
+model = dict(
+    backbone=dict(
+        type='ResNetADN',
+        skip='super',
+        init_cfg=dict(type='Pretrained', checkpoint=adn_imagenet_checkpoint, prefix='backbone.')))
+
+custom_hooks = [dict(type='ADNDistillHook', alpha=0.5, temperature=1.0, features=dict(neck='channel'))]

@@ -1,0 +1,14 @@
+# RetinaNet with a ResNet-50-ADN backbone and ADN's Algorithm 1 over the FPN outputs it uses (P3-P7).
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmadn'], allow_failed_imports=False)
+
+adn_imagenet_checkpoint = 'checkpoints/resnet50_adn_in1k.pth'
+
+model = dict(
+    backbone=dict(
+        type='ResNetADN',
+        skip='super',
+        init_cfg=dict(type='Pretrained', checkpoint=adn_imagenet_checkpoint, prefix='backbone.')))
+
+custom_hooks = [dict(type='ADNDistillHook', alpha=0.5, temperature=1.0, features=dict(neck='channel'))]

@@ -1,0 +1,4 @@
+from .synthetic_coco import DET_CLASSES, make_coco_instances
+from .synthetic_shapes import SHAPES, draw_shape, make_classification_folder
+
+__all__ = ['SHAPES', 'DET_CLASSES', 'draw_shape', 'make_classification_folder', 'make_coco_instances']

@@ -1,0 +1,82 @@
+"""A generated COCO-format instance-segmentation dataset: the embedded default data of the demo.
+
+Each image has a cluttered background and several shapes of random class, colour and scale. Shapes are
+drawn back to front, so later ones occlude earlier ones; an instance's mask is what stays visible, and
+instances that are mostly hidden are dropped. Files follow COCO's layout (``annotations/instances_*.json``,
+``train2017/``, ``val2017/``), so mmdet's COCO configs need only ``data_root`` and the class names changed.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from .synthetic_shapes import _background, _colour, draw_shape
+
+DET_CLASSES = ('circle', 'square', 'triangle', 'cross', 'diamond')
+MIN_VISIBLE = 0.3  # fraction of a shape that must stay visible for it to be annotated
+
+
+def _polygons(mask: np.ndarray) -> List[List[float]]:
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+
+
+def _make_image(rng: np.random.Generator, size: Tuple[int, int], classes: Sequence[str],
+                max_objects: int) -> Tuple[np.ndarray, List[dict]]:
+    width, height = size
+    img = _background(rng, max(width, height))[:height, :width].copy()
+    shapes = []
+    for _ in range(rng.integers(1, max_objects + 1)):
+        label = int(rng.integers(len(classes)))
+        radius = int(rng.integers(max(4, min(size) // 20), min(size) // 4))  # a range of scales
+        center = (int(rng.integers(radius, width - radius)), int(rng.integers(radius, height - radius)))
+        mask = draw_shape(img, classes[label], center, radius, _colour(rng))
+        shapes.append((label, mask.astype(bool)))
+    annotations = []
+    covered = np.zeros((height, width), bool)
+    for label, mask in reversed(shapes):  # front to back: what is in front hides what is behind
+        visible = mask & ~covered
+        covered |= mask
+        if visible.sum() < MIN_VISIBLE * mask.sum() or visible.sum() < 16:
+            continue
+        polygons = _polygons(visible)
+        if not polygons:
+            continue
+        ys, xs = np.nonzero(visible)
+        x0, y0 = int(xs.min()), int(ys.min())
+        w, h = int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
+        annotations.append(dict(category_id=label + 1, bbox=[x0, y0, w, h], area=int(visible.sum()),
+                                segmentation=polygons, iscrowd=0))
+    return img, annotations[::-1]
+
+
+def make_coco_instances(root: str,
+                        num_train: int = 200,
+                        num_val: int = 50,
+                        size: Tuple[int, int] = (160, 160),
+                        max_objects: int = 6,
+                        classes: Sequence[str] = DET_CLASSES,
+                        seed: int = 0) -> Dict[str, str]:
+    """Write a COCO-style dataset under ``root``; the same seed gives the same files. Returns the json paths."""
+    rng = np.random.default_rng(seed)
+    categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(classes)]
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    paths = {}
+    for split, count in (('train2017', num_train), ('val2017', num_val)):
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, annotations = [], []
+        for image_id in range(1, count + 1):
+            img, anns = _make_image(rng, size, classes, max_objects)
+            file_name = f'{image_id:012d}.jpg'
+            cv2.imwrite(osp.join(root, split, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            images.append(dict(id=image_id, file_name=file_name, width=size[0], height=size[1]))
+            for ann in anns:
+                annotations.append(dict(ann, id=len(annotations) + 1, image_id=image_id))
+        path = osp.join(root, 'annotations', f'instances_{split}.json')
+        with open(path, 'w') as f:
+            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+        paths[split] = path
+    return paths

@@ -1,0 +1,75 @@
+"""Generated image datasets for demos and tests (no downloads): coloured shapes on cluttered backgrounds."""
+import os
+import os.path as osp
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+SHAPES = ('circle', 'square', 'triangle', 'cross', 'ring', 'diamond')
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Smooth colour noise plus a few thin lines: enough clutter that the shape is not the only signal."""
+    low = rng.integers(0, 256, size=(4, 4, 3)).astype(np.uint8)
+    img = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
+    for _ in range(rng.integers(1, 4)):
+        p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        cv2.line(img, tuple(int(v) for v in p1), tuple(int(v) for v in p2), _colour(rng), 1)
+    return img
+
+
+def _colour(rng: np.random.Generator):
+    return tuple(int(c) for c in rng.integers(0, 256, 3))
+
+
+def draw_shape(img: np.ndarray, shape: str, center, radius: int, colour) -> np.ndarray:
+    """Draw ``shape`` filled into ``img`` (in place) and return its binary mask."""
+    mask = np.zeros(img.shape[:2], np.uint8)
+    cx, cy = int(center[0]), int(center[1])
+    r = int(radius)
+    if shape == 'circle':
+        cv2.circle(mask, (cx, cy), r, 1, -1)
+    elif shape == 'square':
+        cv2.rectangle(mask, (cx - r, cy - r), (cx + r, cy + r), 1, -1)
+    elif shape == 'triangle':
+        pts = np.array([[cx, cy - r], [cx - r, cy + r], [cx + r, cy + r]], np.int32)
+        cv2.fillPoly(mask, [pts], 1)
+    elif shape == 'cross':
+        w = max(1, r // 3)
+        cv2.rectangle(mask, (cx - r, cy - w), (cx + r, cy + w), 1, -1)
+        cv2.rectangle(mask, (cx - w, cy - r), (cx + w, cy + r), 1, -1)
+    elif shape == 'ring':
+        cv2.circle(mask, (cx, cy), r, 1, -1)
+        cv2.circle(mask, (cx, cy), max(1, r // 2), 0, -1)
+    elif shape == 'diamond':
+        pts = np.array([[cx, cy - r], [cx - r, cy], [cx, cy + r], [cx + r, cy]], np.int32)
+        cv2.fillPoly(mask, [pts], 1)
+    else:
+        raise ValueError(f'unknown shape {shape!r}; choose from {SHAPES}')
+    img[mask.astype(bool)] = colour
+    return mask
+
+
+def make_classification_folder(root: str,
+                               classes: Sequence[str] = SHAPES,
+                               train_per_class: int = 40,
+                               val_per_class: int = 10,
+                               size: int = 64,
+                               seed: int = 0) -> str:
+    """Write ``root/{train,val}/<class>/<n>.png``: mmpretrain's ``CustomDataset`` folder layout.
+
+    One shape per image, of random colour, size and position; the same seed gives the same files.
+    """
+    rng = np.random.default_rng(seed)
+    for split, count in (('train', train_per_class), ('val', val_per_class)):
+        for shape in classes:
+            folder = osp.join(root, split, shape)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                img = _background(rng, size)
+                radius = rng.integers(size // 8, size // 3)
+                center = rng.integers(radius, size - radius, 2)
+                draw_shape(img, shape, center, radius, _colour(rng))
+                cv2.imwrite(osp.join(folder, f'{i:05d}.png'), img)
+    return root

@@ -1,0 +1,129 @@
+"""Issue 2: registries, the train / resume / test tools on a tiny config, and safe checkpoint loading."""
+import os
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmdet.registry import HOOKS as MMDET_HOOKS
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.runner.checkpoint import _load_checkpoint
+from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+
+from mmadn.datasets import make_classification_folder
+from mmadn.utils import UnsafeCheckpointError, safe_torch_load
+
+from ._cli import run_tool
+
+CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
+
+
+def test_import_registers_modules_for_both_libraries():
+    for name in ('ResNetADN', ):
+        assert name in MMDET_MODELS.module_dict and name in MMPRETRAIN_MODELS.module_dict
+    assert 'ADNDistillHook' in MMDET_HOOKS.module_dict and 'ADNDistillHook' in MMPRETRAIN_HOOKS.module_dict
+    # and they build from each library's scope
+    assert type(MMDET_MODELS.build(dict(type='ResNetADN', depth=18))).__name__ == 'ResNetADN'
+    assert type(MMPRETRAIN_MODELS.build(dict(type='ResNetADN', depth=18))).__name__ == 'ResNetADN'
+
+
+@pytest.fixture(scope='module')
+def tiny_cls_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('synthetic_cls')
+    make_classification_folder(str(root), classes=('circle', 'square'), train_per_class=8, val_per_class=4,
+                               size=32)
+    return str(root)
+
+
+def _data_options(root):
+    return [
+        f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}', 'model.head.num_classes=2',
+        'data_preprocessor.num_classes=2', 'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+        'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
+        'default_hooks.checkpoint.max_keep_ckpts=-1'
+    ]
+
+
+@pytest.fixture(scope='module')
+def trained_two_iters(tiny_cls_data, tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp('work')
+    run_tool('tools/train.py', CONFIG, '--work-dir', work_dir, '--cfg-options', *_data_options(tiny_cls_data),
+             'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=1')
+    return work_dir
+
+
+def test_train_saves_checkpoints(trained_two_iters):
+    assert osp.isfile(osp.join(trained_two_iters, 'iter_2.pth'))
+    ckpt = safe_torch_load(osp.join(trained_two_iters, 'iter_2.pth'))
+    assert ckpt['meta']['iter'] == 2
+    assert any(k.endswith('bn1_skip.weight') for k in ckpt['state_dict'])
+
+
+def test_resume_continues_from_the_saved_iteration(trained_two_iters, tiny_cls_data):
+    _, out = run_tool('tools/train.py', CONFIG, '--work-dir', trained_two_iters, '--resume', '--cfg-options',
+                      *_data_options(tiny_cls_data), 'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+                      'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1')
+    assert re.search(r'resumed epoch: \d+, iter: 2', out), out[-3000:]
+    logged_iters = [int(i) for i in re.findall(r'Iter\(train\) \[\s*(\d+)/4\]', out)]
+    assert logged_iters == [3, 4], out[-3000:]
+    ckpt = safe_torch_load(osp.join(trained_two_iters, 'iter_4.pth'))
+    assert ckpt['meta']['iter'] == 4
+
+
+def test_test_tool_loads_the_checkpoint_and_evaluates(trained_two_iters, tiny_cls_data, tmp_path):
+    out_file = tmp_path / 'preds.pkl'
+    _, out = run_tool('tools/test.py', CONFIG, osp.join(trained_two_iters, 'iter_2.pth'), '--work-dir',
+                      tmp_path, '--out', out_file, '--cfg-options', *_data_options(tiny_cls_data),
+                      'model.backbone.skip=TTFF')
+    assert 'accuracy/top1' in out
+    assert out_file.is_file()
+
+
+class _Payload:
+    """An object whose unpickling would create a file: stands in for arbitrary code in a checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), 'w'))
+
+
+def test_foreign_pickled_object_is_refused_and_nothing_runs(tmp_path, tiny_cls_data):
+    marker = tmp_path / 'pwned'
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': {'x': _Payload(marker)}}, path)
+    with pytest.raises(UnsafeCheckpointError, match='Refusing to load') as err:
+        _load_checkpoint(str(path))  # mmengine's own entry point, used by load_from, resume and Pretrained
+    assert 'io.open' in str(err.value)
+    assert not marker.exists()
+    code, out = run_tool('tools/test.py', CONFIG, path, '--work-dir', tmp_path, '--cfg-options',
+                         *_data_options(tiny_cls_data), check=False)
+    assert code != 0 and 'Refusing to load' in out
+    assert not marker.exists()
+
+
+def test_plain_tensor_checkpoint_still_loads(tmp_path):
+    path = tmp_path / 'plain.pth'
+    torch.save({'state_dict': {'w': torch.ones(2)}}, path)
+    assert torch.equal(_load_checkpoint(str(path))['state_dict']['w'], torch.ones(2))
+
+
+def test_missing_dataset_is_reported_before_building_anything(tmp_path):
+    code, out = run_tool('tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options',
+                         f'train_dataloader.dataset.data_root={tmp_path}/nowhere', check=False)
+    assert code != 0
+    assert f'The train dataset is missing: {tmp_path}/nowhere does not exist' in out
+    assert 'make_synthetic_cls.py' in out
+    assert not list(tmp_path.glob('*/vis_data'))  # no run was started
+
+
+def test_cfg_option_typo_is_flagged(tmp_path, tiny_cls_data):
+    code, out = run_tool('tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options',
+                         *_data_options(tiny_cls_data), 'model.backbone.skp=TTFF', 'train_cfg.max_iters=1',
+                         check=False)
+    assert code != 0
+    assert 'model.backbone.skp=... adds a key the config does not have' in out
+    assert "unexpected keyword argument 'skp'" in out
