@@ -1,0 +1,1 @@
+"""IMTA: multi-exit MSDNet with gradient equilibrium, ISC and OFA distillation (spec: imta.md)."""

@@ -1,0 +1,1 @@
+"""ODN: progressive depth expansion to the optimal depth (spec: odn.md)."""
