@@ -241,3 +241,17 @@ def test_training_moves_only_the_active_norm_set():
     assert not torch.equal(after['layer2.0.bn1.running_mean'], before['layer2.0.bn1.running_mean'])
     assert torch.equal(after['layer2.0.bn1_skip.running_mean'], before['layer2.0.bn1_skip.running_mean'])
     assert model.layer2[0].bn1_skip.weight.grad is None
+
+
+def test_train_twin_stats_updates_only_twin_statistics_under_norm_eval():
+    model = ResNetADN(18, norm_eval=True, frozen_stages=1, train_twin_stats=True, skip='base')
+    model.train()
+    assert model.layer2[0].bn1_skip.training and not model.layer2[0].bn1.training
+    assert not model.layer1[0].bn1_skip.training  # frozen stage: frozen twins
+    before = copy.deepcopy(model.state_dict())
+    model(torch.randn(2, 3, 32, 32))
+    after = model.state_dict()
+    assert not torch.equal(after['layer3.0.bn2_skip.running_mean'], before['layer3.0.bn2_skip.running_mean'])
+    for key in before:
+        if 'running' in key and '_skip' not in key:
+            assert torch.equal(after[key], before[key]), key

@@ -90,6 +90,9 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
             time with ``backbone.skip = ...`` or temporarily with ``with backbone.switch(...)``.
         mandatory_blocks (Sequence[int], optional): blocks that always run, per stage. Defaults to the
             rule of the ADN paper, ``min(n - 1, ceil(n / 2))``.
+        train_twin_stats (bool): with ``norm_eval=True``, keep updating the twins' running statistics (outside
+            frozen stages) while the shared ones stay frozen. For detectors started from a plain ImageNet
+            ResNet, whose twins start as copies of statistics the base-net does not have. Default False.
         **kwargs: every argument of mmdet's ``ResNet``.
     """
 
@@ -97,6 +100,7 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
                  depth: int,
                  skip: SkipType = 'super',
                  mandatory_blocks: Optional[Sequence[int]] = None,
+                 train_twin_stats: bool = False,
                  **kwargs) -> None:
         num_stages = kwargs.get('num_stages', 4)
         # Fail on a bad skip before any layer is built.
@@ -105,6 +109,7 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
             raise ValueError(f'mandatory_blocks needs one entry per stage ({num_stages}), '
                              f'got {tuple(mandatory_blocks)}')
         self._mandatory_override = None if mandatory_blocks is None else tuple(mandatory_blocks)
+        self.train_twin_stats = train_twin_stats
         super().__init__(depth, **kwargs)
         self.num_skip_flags = self.num_stages
         self._skip_flags = flags
@@ -156,7 +161,13 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
 
     def train(self, mode: bool = True) -> 'ResNetADN':
         super().train(mode)  # mmdet's ResNet.train applies frozen_stages / norm_eval to both norm sets
-        return self  # ... but returns None; nn.Module.train returns self, so model.eval() chains again
+        if mode and self.norm_eval and self.train_twin_stats:
+            modules = dict(self.named_modules())
+            for twin, _ in self.twin_norm_names():
+                stage = self.res_layers.index(twin.split('.')[0]) + 1
+                if stage > self.frozen_stages:
+                    modules[twin].train()
+        return self  # mmdet's returns None; nn.Module.train returns self, so model.eval() chains again
 
     def init_weights(self) -> None:
         super().init_weights()

@@ -1,0 +1,35 @@
+"""Every shipped detection config parses and builds a detector with a ResNetADN backbone and the hook."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from mmadn.models import ResNetADN
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DETECTION_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*coco*.py')) +
+                           glob.glob(osp.join(ROOT, 'configs', 'demo', '*rcnn*.py')))
+
+
+def test_there_are_configs():
+    names = {osp.basename(p) for p in DETECTION_CONFIGS}
+    assert {'mask_rcnn_r50_adn_fpn_1x_coco.py', 'faster_rcnn_r50_adn_fpn_1x_coco.py',
+            'retinanet_r50_adn_fpn_1x_coco.py'} <= names
+
+
+@pytest.mark.parametrize('path', DETECTION_CONFIGS, ids=osp.basename)
+def test_detection_config_builds(path):
+    from mmdet.registry import MODELS
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmdet'
+    assert 'mmadn' in cfg.custom_imports.imports
+    assert [h.type for h in cfg.custom_hooks] == ['ADNDistillHook']
+    if not path.endswith('synthetic.py'):
+        assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
+    cfg.model.backbone.init_cfg = None  # the pretrained checkpoints are local files a user provides
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    assert isinstance(model.backbone, ResNetADN) and model.backbone.skip == 'FFFF'
+    assert model.backbone.norm_eval == ('synthetic' not in path)
