@@ -29,7 +29,7 @@ pin() { grep -E "^$1==" "$CONSTRAINTS" | head -1 | cut -d= -f3; }
 
 # Everything that decides the environment's content goes into the stamp: when it changes, we re-install.
 fingerprint() {
-    cat "$CONSTRAINTS" "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" "$ROOT/pyproject.toml" \
+    cat "$CONSTRAINTS" "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" "$ROOT/requirements/deploy.txt" "$ROOT/pyproject.toml" \
         "$0" | sha256sum | cut -d' ' -f1
 }
 
@@ -84,7 +84,7 @@ fi
 STEP="install the OpenMMLab stack"
 log "installing mmcv (cached wheel), mmengine, mmdet, mmpretrain and test requirements"
 "${PIP[@]}" install -q -c "$CONSTRAINTS" --find-links "$MMCV_CACHE" "mmcv==$MMCV_VERSION" \
-    -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt"
+    -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/deploy.txt"
 
 STEP="install mmadn (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"

@@ -1,3 +1,4 @@
 from .resnet_adn import ResNetADN
+from .static_resnet import StaticResNet
 
-__all__ = ['ResNetADN']
+__all__ = ['ResNetADN', 'StaticResNet']

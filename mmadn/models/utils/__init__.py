@@ -1,7 +1,8 @@
 from .adaptive_depth import AdaptiveDepthMixin, all_skips, parse_skip, skip_to_str
+from .recalibration import recalibrate_norms, recalibrated
 from .subnet import adaptive_backbones, set_subnet, subnet
 
 __all__ = [
     'AdaptiveDepthMixin', 'parse_skip', 'skip_to_str', 'all_skips', 'adaptive_backbones', 'set_subnet',
-    'subnet'
+    'subnet', 'recalibrate_norms', 'recalibrated'
 ]
