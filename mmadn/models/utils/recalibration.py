@@ -18,8 +18,10 @@ from .subnet import subnet
 def _norms_run_by(model: nn.Module, forward: Callable[[], object]) -> List[_BatchNorm]:
     """The batch norms that ``forward`` calls (found with forward hooks, not by reading the model's code)."""
     ran: Dict[int, _BatchNorm] = {}
-    handles = [m.register_forward_hook(lambda mod, i, o: ran.setdefault(id(mod), mod))
-               for m in model.modules() if isinstance(m, _BatchNorm)]
+    def record(module, inputs, output):  # returns None: a hook's return value would replace the output
+        ran[id(module)] = module
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, _BatchNorm)]
     try:
         with torch.no_grad():
             forward()

@@ -1,0 +1,107 @@
+"""What one sub-network costs: parameters on its path, FLOPs, latency, peak memory; and which ones are worth it."""
+import statistics
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+from mmengine.analysis import FlopAnalyzer
+from torch import nn
+
+
+def active_parameters(model: nn.Module, forward: Callable[[], object]) -> int:
+    """Parameters of the modules that ``forward`` actually runs (a skipped block's do not count)."""
+    ran = {}
+    def record(module, inputs, output):  # returns None: a hook's return value would replace the output
+        ran[id(module)] = module
+
+    handles = [m.register_forward_hook(record) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            forward()
+    finally:
+        for h in handles:
+            h.remove()
+    seen = set()
+    total = 0
+    for module in ran.values():
+        for p in module.parameters(recurse=False):
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+    return total
+
+
+class _Call(nn.Module):
+    """Lets mmengine's FlopAnalyzer (a jit trace of ``forward(*inputs)``) trace any callable of a model."""
+
+    def __init__(self, model: nn.Module, fn: Callable) -> None:
+        super().__init__()
+        self.model = model
+        self.fn = fn
+
+    def forward(self, inputs):
+        return self.fn(inputs)
+
+
+def count_flops(model: nn.Module, fn: Callable[[torch.Tensor], object], inputs: torch.Tensor) -> int:
+    """FLOPs (multiply-adds, mmengine's convention) of ``fn(inputs)`` on the active sub-network."""
+    analyzer = FlopAnalyzer(_Call(model, fn), (inputs, ))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return int(analyzer.total())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def measure_latency(fn: Callable[[], object], device: torch.device, warmup: int = 3,
+                    runs: int = 10) -> Dict[str, float]:
+    """Median and p90 wall time of ``fn()`` in ms, after ``warmup`` calls; CUDA is synchronised around each."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
+    return dict(median_ms=statistics.median(times), p90_ms=p90)
+
+
+@torch.no_grad()
+def peak_memory(fn: Callable[[], object], device: torch.device) -> float:
+    """Peak memory (MiB) allocated while ``fn()`` runs: CUDA's allocator statistics on a GPU; on CPU, the peak
+    of the allocation timeline recorded by torch's profiler (tensors only, no allocator overhead)."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
+    live = peak = 0
+    for event in events:
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak / 2**20
+
+
+def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:
+    """Indices of the (cost, quality) points no other point beats: cheaper-or-equal and better-or-equal."""
+    front = []
+    for i, (cost, quality) in enumerate(points):
+        dominated = any(c <= cost and q >= quality and (c < cost or q > quality)
+                        for j, (c, q) in enumerate(points) if j != i)
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
