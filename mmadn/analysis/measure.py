@@ -74,10 +74,10 @@ def measure_latency(fn: Callable[[], object], device: torch.device, warmup: int 
     return dict(median_ms=statistics.median(times), p90_ms=p90)
 
 
-@torch.no_grad()
 def peak_memory(fn: Callable[[], object], device: torch.device) -> float:
     """Peak memory (MiB) allocated while ``fn()`` runs: CUDA's allocator statistics on a GPU; on CPU, the peak
-    of the allocation timeline recorded by torch's profiler (tensors only, no allocator overhead)."""
+    of the allocation timeline recorded by torch's profiler (tensors only, no allocator overhead).
+    Grad mode is the caller's: wrap inference in ``torch.no_grad()``, measure a training step as it is."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)

@@ -101,7 +101,8 @@ def main():
             row.update({f'latency_{k}': v for k, v in measure_latency(predict, device, args.warmup, args.runs).items()})
             row['latency_ms'] = row.pop('latency_median_ms')
             row['backbone_latency_ms'] = measure_latency(run_backbone, device, args.warmup, args.runs)['median_ms']
-            row['peak_mem_mib'] = peak_memory(predict, device)
+            with torch.no_grad():
+                row['peak_mem_mib'] = peak_memory(predict, device)
             if skip == args.export:
                 row.update(export_and_time(model, cfg, inputs, samples, device, args, out_dir))
         rows.append(row)

@@ -1,0 +1,160 @@
+"""Measured in one run on this machine: what ADN's depth switching costs and saves.
+
+    python bench/bench_adn.py [--size 512 512] [--runs 7] [--train-size 320] [--train-iters 5]
+
+Prints, for the ResNet-50-ADN backbone at a detection input size:
+  1. every sub-network's latency relative to the super-net, beside its FLOPs ratio;
+  2. the super-net's latency against mmdet's plain ResNet-50 with the same weights;
+  3. the cost of one depth switch;
+  4. a Mask R-CNN R50-ADN training iteration with Algorithm 1 (ADN's objective) against plain training of the
+     same detector: time and peak memory.
+Timings are interleaved (round-robin over the variants, median of the runs), so the ratios are fair even on a
+shared, noisy machine; absolute times are not comparable across machines.
+"""
+import argparse
+import os.path as osp
+import statistics
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+from mmdet.models.backbones import ResNet  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
+
+import mmadn  # noqa: E402,F401
+from mmadn.analysis import count_flops, peak_memory  # noqa: E402
+from mmadn.models import ResNetADN, SubPathDistillation  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def interleaved_ms(fns: dict, runs: int, warmup: int = 1) -> dict:
+    """Median ms of each callable, timed round-robin so that load changes hit all of them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(runs):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - start) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+@torch.no_grad()
+def bench_backbone(size, runs):
+    adn = ResNetADN(50, out_indices=(0, 1, 2, 3)).eval()
+    plain = ResNet(50, out_indices=(0, 1, 2, 3))
+    plain.eval()  # mmdet's ResNet.train() returns None, so no chaining
+    plain.load_state_dict({k: v for k, v in adn.state_dict().items() if '_skip' not in k})
+    x = torch.randn(1, 3, *size)
+
+    def run(skip):
+        def fn():
+            adn.skip = skip
+            adn(x)
+        return fn
+
+    skips = adn.subnets()
+    flops = {}
+    for skip in skips:
+        adn.skip = skip
+        flops[skip] = count_flops(adn, adn, x)
+    fns = {skip: run(skip) for skip in skips}
+    fns['plain ResNet-50'] = lambda: plain(x)
+    ms = interleaved_ms(fns, runs)
+    print(f'\n## 1-2. ResNet-50-ADN backbone, input 1x3x{size[0]}x{size[1]}, median of {runs} interleaved runs\n')
+    print('| skip | GFLOPs | FLOPs ratio | latency ms | latency ratio | ratio - FLOPs ratio |')
+    print('|---|---|---|---|---|---|')
+    for skip in skips:
+        fr, lr = flops[skip] / flops['FFFF'], ms[skip] / ms['FFFF']
+        print(f'| {skip} | {flops[skip] / 1e9:.2f} | {fr:.3f} | {ms[skip]:.1f} | {lr:.3f} | {lr - fr:+.3f} |')
+    print(f'\nsuper-net {ms["FFFF"]:.1f} ms vs mmdet ResNet-50 {ms["plain ResNet-50"]:.1f} ms: '
+          f'ratio {ms["FFFF"] / ms["plain ResNet-50"]:.3f}')
+
+
+def bench_switch():
+    adn = ResNetADN(50)
+    n = 20000
+    skips = ['TTTT', 'FFFF', 'TFTF', 'FTFT']
+    start = time.perf_counter()
+    for i in range(n):
+        adn.skip = skips[i & 3]
+    per_switch = (time.perf_counter() - start) / n * 1e3
+    start = time.perf_counter()
+    for i in range(n):
+        with adn.switch(skips[i & 3]):
+            pass
+    per_context = (time.perf_counter() - start) / n * 1e3
+    print(f'\n## 3. Depth switch (ResNet-50-ADN, {n} switches)\n')
+    print(f'backbone.skip = ...: {per_switch * 1e3:.1f} us per switch; '
+          f'with backbone.switch(...) (switch and restore): {per_context * 1e3:.1f} us')
+
+
+def bench_training(size, iters):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/mask_rcnn_r50_adn_fpn_1x_coco.py'))
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        from mmdet.registry import MODELS
+        from mmdet.structures import DetDataSample
+        from mmdet.structures.mask import BitmapMasks
+        from mmengine.structures import InstanceData
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    h = w = size
+    samples = []
+    for _ in range(2):
+        s = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), scale_factor=(1., 1.),
+                                        batch_input_shape=(h, w)))
+        masks = torch.zeros(2, h, w, dtype=torch.uint8)
+        masks[0, 20:120, 30:140] = 1
+        masks[1, 150:300, 100:250] = 1
+        s.gt_instances = InstanceData(bboxes=torch.tensor([[30., 20., 140., 120.], [100., 150., 250., 300.]]),
+                                      labels=torch.tensor([3, 17]), masks=BitmapMasks(masks.numpy(), h, w))
+        samples.append(s)
+    data = dict(inputs=[torch.randint(0, 255, (3, h, w), dtype=torch.uint8) for _ in range(2)], data_samples=samples)
+    plain_loss = model.loss
+    adn_loss = SubPathDistillation(model, plain_loss, alpha=0.5, features=dict(neck='channel'))
+
+    def step(loss):
+        def fn():
+            model.loss = loss
+            model.train_step(data, optim)
+        return fn
+
+    fns = {'plain': step(plain_loss), 'Algorithm 1': step(adn_loss)}
+    ms = interleaved_ms(fns, iters)
+    mem = {k: peak_memory(fn, torch.device('cpu')) for k, fn in fns.items()}
+    del model.loss
+    print(f'\n## 4. Mask R-CNN R50-ADN training iteration (batch 2, {h}x{w}, median of {iters} interleaved)\n')
+    print('| training | ms / iter | peak MiB |')
+    print('|---|---|---|')
+    for key in fns:
+        print(f'| {key} | {ms[key]:.0f} | {mem[key]:.0f} |')
+    print(f'\nAlgorithm 1 / plain: time {ms["Algorithm 1"] / ms["plain"]:.2f}x, '
+          f'peak memory {mem["Algorithm 1"] / mem["plain"]:.2f}x')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--size', type=int, nargs=2, default=(512, 512), metavar=('H', 'W'))
+    parser.add_argument('--runs', type=int, default=7)
+    parser.add_argument('--train-size', type=int, default=320)
+    parser.add_argument('--train-iters', type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f'# ADN benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads')
+    bench_backbone(tuple(args.size), args.runs)
+    bench_switch()
+    bench_training(args.train_size, args.train_iters)
+
+
+if __name__ == '__main__':
+    main()
