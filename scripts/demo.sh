@@ -19,8 +19,18 @@ fi
 
 CKPT=$(ls -t "$WORK"/iter_*.pth 2>/dev/null | head -1 || true)
 if [[ -z "$CKPT" || -n "${RETRAIN:-}" ]]; then
-    echo "[demo] training $CONFIG with ADNDistillHook (log: $WORK)"
-    $PY tools/train.py "$CONFIG" --work-dir "$WORK" 2>&1 | grep --line-buffered -E "Iter\(train\)|ADNDistillHook|Error|error" || true
+    echo "[demo] training $CONFIG with ADNDistillHook (full log: $WORK/train_console.log)"
+    mkdir -p "$WORK"
+    set +e
+    $PY tools/train.py "$CONFIG" --work-dir "$WORK" 2>&1 | tee "$WORK/train_console.log" \
+        | grep --line-buffered -E "Iter\(train\)|ADNDistillHook: training"
+    rc=${PIPESTATUS[0]}
+    set -e
+    if [[ $rc -ne 0 ]]; then
+        echo "[demo] training failed (exit code $rc); the end of $WORK/train_console.log:"
+        tail -30 "$WORK/train_console.log"
+        exit "$rc"
+    fi
     CKPT=$(ls -t "$WORK"/iter_*.pth | head -1)
 fi
 echo "[demo] evaluating $CKPT"

@@ -33,3 +33,25 @@ def test_detection_config_builds(path):
         model = MODELS.build(cfg.model)
     assert isinstance(model.backbone, ResNetADN) and model.backbone.skip == 'FFFF'
     assert model.backbone.norm_eval == ('synthetic' not in path)
+
+
+CLASSIFICATION_CONFIGS = [osp.join(ROOT, 'configs', name) for name in
+                          ('resnet50_adn_4xb64_in1k.py', 'resnet101_adn_4xb64_in1k.py',
+                           'demo/resnet18_adn_synthetic_cls.py')]
+
+
+@pytest.mark.parametrize('path', CLASSIFICATION_CONFIGS, ids=osp.basename)
+def test_classification_config_builds(path):
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmpretrain'
+    assert [h.type for h in cfg.custom_hooks] == ['ADNDistillHook']
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    assert isinstance(model.backbone, ResNetADN) and not model.backbone.norm_eval
+    if 'in1k' in path:
+        assert cfg.train_dataloader.dataset.data_root == 'data/imagenet'
+        assert cfg.param_scheduler.milestones == [60, 100, 140] and cfg.train_cfg.max_epochs == 150
+        assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0.0
+        assert cfg.custom_hooks[0].logits_topk == 500
+        assert cfg.model.head.loss.type == 'LabelSmoothLoss'
