@@ -127,3 +127,16 @@ def test_cfg_option_typo_is_flagged(tmp_path, tiny_cls_data):
     assert code != 0
     assert 'model.backbone.skp=... adds a key the config does not have' in out
     assert "unexpected keyword argument 'skp'" in out
+
+
+def test_checkpoint_trained_with_the_hook_loads_without_it(trained_two_iters):
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import MODELS
+
+    cfg = Config.fromfile(CONFIG)
+    assert cfg.custom_hooks[0].type == 'ADNDistillHook'  # the checkpoint was trained with the hook
+    cfg.model.head.num_classes = 2
+    model = MODELS.build(cfg.model)
+    ckpt = load_checkpoint(model, osp.join(trained_two_iters, 'iter_2.pth'), strict=True)
+    assert not any('distill' in k.lower() or 'recorder' in k.lower() for k in ckpt['state_dict'])

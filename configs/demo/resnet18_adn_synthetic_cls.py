@@ -56,15 +56,15 @@ val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-4))
-param_scheduler = dict(type='MultiStepLR', by_epoch=False, milestones=[150], gamma=0.1)
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=200, val_interval=100)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4))
+param_scheduler = dict(type='MultiStepLR', by_epoch=False, milestones=[160], gamma=0.1)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=200, val_interval=200)
 val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=100, by_epoch=False, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', interval=200, by_epoch=False, max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 
 # ADN's Algorithm 1: super-net cross-entropy x alpha + (1 - alpha) x KL of pooled stage features and logits.

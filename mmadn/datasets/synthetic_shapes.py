@@ -10,8 +10,9 @@ SHAPES = ('circle', 'square', 'triangle', 'cross', 'ring', 'diamond')
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Smooth colour noise plus a few thin lines: enough clutter that the shape is not the only signal."""
-    low = rng.integers(0, 256, size=(4, 4, 3)).astype(np.uint8)
+    """A muted base colour with smooth texture and a few thin lines: clutter that does not drown the shapes."""
+    base = rng.integers(60, 196, size=3)
+    low = np.clip(base + rng.integers(-35, 36, size=(4, 4, 3)), 0, 255).astype(np.uint8)
     img = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
     for _ in range(rng.integers(1, 4)):
         p1, p2 = rng.integers(0, size, 2), rng.integers(0, size, 2)
