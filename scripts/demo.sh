@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
 # The README's main job, on the embedded generated data:
-#   1. generate data/synthetic_cls and data/synthetic_coco if missing;
-#   2. pretrain a ResNet-18-ADN classifier with Algorithm 1 (the ImageNet step of the paper, on generated shapes);
-#   3. train Mask R-CNN with that backbone and Algorithm 1 (ADNDistillHook) on the generated COCO-format data;
-#   4. evaluate four of its sub-networks with tools/test.py --cfg-options model.backbone.skip=... and print
+#   1. generate data/synthetic_coco if missing;
+#   2. train Mask R-CNN with a ResNet-18-ADN backbone and Algorithm 1 (ADNDistillHook) on it;
+#   3. evaluate four of its sub-networks with tools/test.py --cfg-options model.backbone.skip=... and print
 #      their bbox and segm AP.
 # Finished steps are reused on a re-run (RETRAIN=1 forces training again); WORK_DIR, SKIPS and EXTRA_TRAIN_ARGS
 # (extra tools/train.py arguments for the detector) can be set from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-CLS_CONFIG=configs/demo/resnet18_adn_synthetic_cls.py
-CLS_WORK=work_dirs/demo_resnet18_adn_synthetic_cls
 CONFIG=configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py
 WORK=${WORK_DIR:-work_dirs/demo_mask_rcnn_r18_adn}
 SKIPS=${SKIPS:-"FFFF TTTT TTFF FFTT"}
@@ -35,23 +32,14 @@ train() {
     fi
 }
 
-if [[ ! -f data/synthetic_cls/val/circle/00000.png ]]; then
-    log "generating data/synthetic_cls"
-    $PY tools/misc/make_synthetic_cls.py data/synthetic_cls --train-per-class 100 --val-per-class 20
-fi
 if [[ ! -f data/synthetic_coco/annotations/instances_val2017.json ]]; then
     log "generating data/synthetic_coco"
     $PY tools/misc/make_synthetic_coco.py data/synthetic_coco
 fi
 
-if [[ ! -f $CLS_WORK/iter_200.pth || -n "${RETRAIN:-}" ]]; then
-    log "pretraining the ResNet-18-ADN classifier with Algorithm 1 ($CLS_CONFIG)"
-    train "$CLS_CONFIG" "$CLS_WORK"
-fi
-
 CKPT=$(ls -t "$WORK"/iter_*.pth 2>/dev/null | head -1 || true)
 if [[ -z "$CKPT" || -n "${RETRAIN:-}" ]]; then
-    log "training $CONFIG (backbone from $CLS_WORK/iter_200.pth)"
+    log "training $CONFIG with Algorithm 1"
     train "$CONFIG" "$WORK" ${EXTRA_TRAIN_ARGS:-}
     CKPT=$(ls -t "$WORK"/iter_*.pth | head -1)
 fi
@@ -60,7 +48,7 @@ log "evaluating $CKPT"
 printf '%-8s %-10s %-10s\n' skip bbox_mAP segm_mAP > "$WORK/subnet_ap.txt"
 for skip in $SKIPS; do
     out=$($PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK/test_$skip" \
-        --cfg-options model.backbone.skip=$skip model.backbone.init_cfg=None 2>&1) \
+        --cfg-options model.backbone.skip=$skip 2>&1) \
         || { echo "$out" | tail -30; exit 1; }
     bbox=$(echo "$out" | grep -o 'coco/bbox_mAP: [0-9.]*' | tail -1 | awk '{print $2}')
     segm=$(echo "$out" | grep -o 'coco/segm_mAP: [0-9.]*' | tail -1 | awk '{print $2}')

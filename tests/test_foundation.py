@@ -127,6 +127,19 @@ def test_cfg_option_typo_is_flagged(tmp_path, tiny_cls_data):
     assert code != 0
     assert 'model.backbone.skp=... adds a key the config does not have' in out
     assert "unexpected keyword argument 'skp'" in out
+    assert 'train_cfg.max_iters=... adds a key' not in out  # existing keys are not flagged
+
+
+def test_load_config_flags_only_new_keys(repo_root):
+    import warnings
+    from mmadn.utils import load_config
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        cfg = load_config(osp.join(repo_root, CONFIG),
+                          {'model.backbone.skip': 'TTFF', 'train_cfg.max_iters': 3, 'model.backbone.skp': 'T'})
+    flagged = [str(w.message) for w in caught if 'adds a key' in str(w.message)]
+    assert len(flagged) == 1 and flagged[0].startswith('--cfg-options model.backbone.skp=')
+    assert cfg.model.backbone.skip == 'TTFF' and cfg.train_cfg.max_iters == 3
 
 
 def test_checkpoint_trained_with_the_hook_loads_without_it(trained_two_iters):

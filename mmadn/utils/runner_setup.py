@@ -40,7 +40,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
 
 def _has_key(cfg: Config, dotted: str) -> bool:
-    node = cfg
+    node = cfg.to_dict()  # the root Config is not a dict; its content is
     for part in dotted.split('.'):
         if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
