@@ -12,6 +12,7 @@ Timings are interleaved (round-robin over the variants, median of the runs), so 
 shared, noisy machine; absolute times are not comparable across machines.
 """
 import argparse
+import logging
 import os.path as osp
 import statistics
 import sys
@@ -22,6 +23,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import torch  # noqa: E402
 from mmdet.models.backbones import ResNet  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
@@ -105,7 +107,11 @@ def bench_training(size, iters):
         from mmdet.structures.mask import BitmapMasks
         from mmengine.structures import InstanceData
         model = MODELS.build(cfg.model)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # init_weights logs one line per parameter
     model.init_weights()
+    logger.setLevel(level)
     model.train()
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
     h = w = size

@@ -255,3 +255,14 @@ def test_train_twin_stats_updates_only_twin_statistics_under_norm_eval():
     for key in before:
         if 'running' in key and '_skip' not in key:
             assert torch.equal(after[key], before[key]), key
+
+
+def test_switching_a_deep_copy_switches_the_copy_only():
+    model = ResNetADN(18).eval()
+    clone = copy.deepcopy(model)
+    clone.skip = 'TTTT'
+    assert clone.layer2[0].norm1_name == 'bn1_skip' and clone.layer2.skip
+    assert model.layer2[0].norm1_name == 'bn1' and not model.layer2.skip
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad(), model.switch('TTTT'):
+        torch.testing.assert_close(clone(x), model(x))

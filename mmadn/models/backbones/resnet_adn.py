@@ -42,14 +42,17 @@ class ADNResLayer(ResLayer):
                              f'got {num_mandatory}')
         self.num_mandatory = num_mandatory
         self.skip = False
+        # (block, 'normK_name', shared name, twin name) for every switchable norm: a switch only rewrites these
+        self._norm_slots: List[Tuple[nn.Module, str, str, str]] = []
         if self.is_skippable:
             for block in self.mandatory_blocks():
                 block.shared_norm_names = {
                     attr: getattr(block, attr)
                     for attr in _NORM_NAME_ATTRS if hasattr(block, attr)
                 }
-                for name in block.shared_norm_names.values():
+                for attr, name in block.shared_norm_names.items():
                     block.add_module(name + TWIN_SUFFIX, copy.deepcopy(getattr(block, name)))
+                    self._norm_slots.append((block, attr, name, name + TWIN_SUFFIX))
 
     @property
     def is_skippable(self) -> bool:
@@ -65,10 +68,14 @@ class ADNResLayer(ResLayer):
                 yield f'{index}.{name}{TWIN_SUFFIX}', f'{index}.{name}'
 
     def set_skip(self, skip: bool) -> None:
-        self.skip = bool(skip) and self.is_skippable
-        for block in self.mandatory_blocks():
-            for attr, name in getattr(block, 'shared_norm_names', {}).items():
-                setattr(block, attr, name + TWIN_SUFFIX if self.skip else name)
+        skip = bool(skip) and self.is_skippable
+        if skip == self.skip:
+            return
+        # Plain string attributes: object.__setattr__ is what nn.Module.__setattr__ ends in for them, minus its
+        # bookkeeping, which keeps a switch in the microseconds.
+        object.__setattr__(self, 'skip', skip)
+        for block, attr, shared, twin in self._norm_slots:
+            object.__setattr__(block, attr, twin if skip else shared)
 
     def forward(self, x):
         num_active = self.num_mandatory if self.skip else len(self)
@@ -112,6 +119,7 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         self.train_twin_stats = train_twin_stats
         super().__init__(depth, **kwargs)
         self.num_skip_flags = self.num_stages
+        self._stage_list = [getattr(self, name) for name in self.res_layers]  # plain list: not registered twice
         self._skip_flags = flags
         self._apply_skip(flags)
         self.register_load_state_dict_pre_hook(_ResNetADNStateDictPreHook())
@@ -125,13 +133,13 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
 
     @property
     def stages(self) -> List[ADNResLayer]:
-        return [getattr(self, name) for name in self.res_layers]
+        return list(self._stage_list)
 
     def stage_module_names(self) -> List[str]:
         return list(self.res_layers)
 
     def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
-        for stage, flag in zip(self.stages, flags):
+        for stage, flag in zip(self._stage_list, flags):
             stage.set_skip(flag)
 
     def active_blocks(self, skip: Optional[SkipType] = None) -> List[str]:
