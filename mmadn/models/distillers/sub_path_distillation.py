@@ -25,8 +25,7 @@ def default_distill_features(model: nn.Module) -> Dict[str, dict]:
         return {'neck': dict(mode='channel')}
     if _is_classifier(model):
         backbone = adaptive_backbones(model)[0]
-        stages = [f'backbone.{name}' for name in backbone.stage_module_names()[:-1]]
-        features = {name: dict(mode='pooled') for name in stages}
+        features = {f'backbone.{name}': dict(spec) for name, spec in backbone.distill_stage_features().items()}
         features['head'] = dict(mode='logits')
         return features
     raise ValueError(f'No default distillation features for {type(model).__name__}: give features=dict(...) '
@@ -39,10 +38,13 @@ def _is_classifier(model: nn.Module) -> bool:
 
 
 def _as_tensors(output) -> List[torch.Tensor]:
+    """The tensors of a module's output; non-tensor companions (e.g. a Swin stage's ``hw_shape``) are dropped."""
     if isinstance(output, torch.Tensor):
         return [output]
-    if isinstance(output, (list, tuple)) and all(isinstance(o, torch.Tensor) for o in output):
-        return list(output)
+    if isinstance(output, (list, tuple)):
+        tensors = [o for o in output if isinstance(o, torch.Tensor)]
+        if tensors and all(isinstance(o, (torch.Tensor, tuple, list, torch.Size)) for o in output):
+            return tensors
     raise TypeError(f'Can only distill tensors or tuples of tensors, got {type(output).__name__}')
 
 

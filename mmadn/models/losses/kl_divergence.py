@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-FEATURE_MODES = ('channel', 'spatial', 'pooled')
+FEATURE_MODES = ('channel', 'spatial', 'pooled', 'tokens')
 
 
 def _kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, dim: int) -> torch.Tensor:
@@ -25,7 +25,8 @@ def feature_kl(teacher: torch.Tensor, student: torch.Tensor, mode: str = 'channe
     Modes: ``'channel'``: softmax over channels at each position, averaged over positions (the dense form of
     the paper's pooled term); ``'spatial'``: softmax over positions for each channel, averaged over channels
     (channel-wise distillation for dense prediction); ``'pooled'``: softmax over channels of the globally
-    average-pooled map (the released classification recipe, spec section 5).
+    average-pooled map (the released classification recipe, spec section 5); ``'tokens'``: the same for a
+    transformer's token sequence (N, L, C), averaged over the tokens.
     """
     if teacher.shape != student.shape:
         raise ValueError(f'teacher and student features differ in shape: {tuple(teacher.shape)} vs '
@@ -33,6 +34,10 @@ def feature_kl(teacher: torch.Tensor, student: torch.Tensor, mode: str = 'channe
     t, s = teacher / temperature, student / temperature
     if mode == 'pooled':
         kl = _kl(t.flatten(2).mean(-1), s.flatten(2).mean(-1), dim=1)  # (N,)
+    elif mode == 'tokens':
+        if t.dim() != 3:
+            raise ValueError(f"mode 'tokens' expects (N, L, C) token features, got shape {tuple(t.shape)}")
+        kl = _kl(t.mean(1), s.mean(1), dim=1)  # (N,)
     elif mode == 'channel':
         kl = _kl(t.flatten(2), s.flatten(2), dim=1).mean(-1)  # (N, HW) -> (N,)
     elif mode == 'spatial':

@@ -6,7 +6,7 @@ because mmengine's ``--cfg-options`` would turn a 0/1 string such as ``0110`` in
 """
 import itertools
 from contextlib import contextmanager
-from typing import Iterator, List, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 SkipType = Union[str, Sequence[bool]]
 
@@ -100,6 +100,12 @@ class AdaptiveDepthMixin:
     def stage_module_names(self) -> List[str]:
         """Names (relative to the backbone) of the modules producing each stage's output, in order."""
         raise NotImplementedError
+
+    def distill_stage_features(self) -> Dict[str, dict]:
+        """Stage outputs distilled by default in classification (module name relative to the backbone -> spec):
+        every stage but the last (the logits cover it), pooled over positions, softmax over channels. A backbone
+        whose stages emit tokens returns ``mode='tokens'`` here."""
+        return {name: dict(mode='pooled') for name in self.stage_module_names()[:-1]}
 
     def subnets(self) -> List[str]:
         """Every selectable sub-network, super-net first, base-net last."""
