@@ -4,7 +4,9 @@
 
 Prints, for the ResNet-50-ADN backbone at a detection input size:
   1. every sub-network's latency relative to the super-net, beside its FLOPs ratio;
-  2. the super-net's latency against mmdet's plain ResNet-50 with the same weights;
+  2. the super-net's latency against mmdet's plain ResNet-50 with the same weights; where the time of the
+     super-net goes (always-run part vs skippable part: FLOPs share, time share, GFLOP/s), which explains the
+     gap between latency and FLOPs ratios; and the same ratios for the exported static models (norms folded);
   3. the cost of one depth switch;
   4. a Mask R-CNN R50-ADN training iteration with Algorithm 1 (ADN's objective) against plain training of the
      same detector: time and peak memory.
@@ -29,6 +31,7 @@ from mmengine.registry import DefaultScope  # noqa: E402
 
 import mmadn  # noqa: E402,F401
 from mmadn.analysis import count_flops, peak_memory  # noqa: E402
+from mmadn.deploy import export_backbone  # noqa: E402
 from mmadn.models import ResNetADN, SubPathDistillation  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -78,6 +81,49 @@ def bench_backbone(size, runs):
         print(f'| {skip} | {flops[skip] / 1e9:.2f} | {fr:.3f} | {ms[skip]:.1f} | {lr:.3f} | {lr - fr:+.3f} |')
     print(f'\nsuper-net {ms["FFFF"]:.1f} ms vs mmdet ResNet-50 {ms["plain ResNet-50"]:.1f} ms: '
           f'ratio {ms["FFFF"] / ms["plain ResNet-50"]:.3f}')
+
+
+@torch.no_grad()
+def bench_breakdown(size, runs):
+    """Time and FLOPs of the parts of the super-net: the always-run part (stem, mandatory blocks) and the
+    skippable part of each stage. Skipping saves the skippable part's time, so when it runs at a higher
+    GFLOP/s than the always-run part, the latency saved is less than the FLOPs saved."""
+    adn = ResNetADN(50, out_indices=(0, 1, 2, 3)).eval()
+    x = torch.randn(1, 3, *size)
+    parts = {'stem': (lambda t: adn.maxpool(adn.relu(adn.norm1(adn.conv1(t)))), x)}
+    feat = parts['stem'][0](x)
+    for name, stage in zip(adn.res_layers, adn.stages):
+        blocks = list(stage)
+        mandatory = torch.nn.Sequential(*blocks[:stage.num_mandatory])
+        skippable = torch.nn.Sequential(*blocks[stage.num_mandatory:])
+        parts[f'{name} mandatory'] = (mandatory, feat)
+        feat = mandatory(feat)
+        parts[f'{name} skippable'] = (skippable, feat)
+        feat = skippable(feat)
+    flops = {k: count_flops(adn, fn, inp) for k, (fn, inp) in parts.items()}
+    ms = interleaved_ms({k: (lambda fn=fn, inp=inp: fn(inp)) for k, (fn, inp) in parts.items()}, runs)
+    total_f, total_ms = sum(flops.values()), sum(ms.values())
+    print(f'\n### Where the super-net\'s time goes (median of {runs} interleaved runs)\n')
+    print('| part | GFLOPs | FLOPs share | ms | time share | GFLOP/s |')
+    print('|---|---|---|---|---|---|')
+    for k in parts:
+        print(f'| {k} | {flops[k] / 1e9:.2f} | {flops[k] / total_f:.3f} | {ms[k]:.1f} | {ms[k] / total_ms:.3f} | '
+              f'{flops[k] / 1e6 / ms[k]:.1f} |')
+    always = [k for k in parts if not k.endswith('skippable')]
+    f_share = sum(flops[k] for k in always) / total_f
+    t_share = sum(ms[k] for k in always) / total_ms
+    print(f'\nalways-run part (= base-net): {f_share:.3f} of the FLOPs, {t_share:.3f} of the time '
+          f'(difference {t_share - f_share:+.3f})')
+
+    fused = {}
+    for skip in ('FFFF', 'TTTT'):
+        adn.skip = skip
+        fused[skip] = export_backbone(adn, fuse=True)[1].eval()
+    fused_flops = {k: count_flops(m, m, x) for k, m in fused.items()}
+    fused_ms = interleaved_ms({k: (lambda m=m: m(x)) for k, m in fused.items()}, runs)
+    fr, lr = fused_flops['TTTT'] / fused_flops['FFFF'], fused_ms['TTTT'] / fused_ms['FFFF']
+    print(f'\nexported static backbones, norms folded into the convs: TTTT / FFFF latency {lr:.3f} '
+          f'({fused_ms["TTTT"]:.1f} / {fused_ms["FFFF"]:.1f} ms), FLOPs {fr:.3f} (difference {lr - fr:+.3f})')
 
 
 def bench_switch():
@@ -158,6 +204,7 @@ def main():
     torch.manual_seed(0)
     print(f'# ADN benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads')
     bench_backbone(tuple(args.size), args.runs)
+    bench_breakdown(tuple(args.size), args.runs)
     bench_switch()
     bench_training(args.train_size, args.train_iters)
 
