@@ -1,0 +1,406 @@
+"""MobileNetV2ADN: equivalence with mmpretrain's MobileNetV2, the blocks and norms of each sub-network, switching,
+released / torchvision checkpoints, FLOPs and parameters, Algorithm 1, the ImageNet config."""
+import copy
+import logging
+import os.path as osp
+
+import pytest
+import torch
+import torchvision
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+from mmpretrain.models.backbones import MobileNetV2
+from mmpretrain.models.backbones.mobilenet_v2 import InvertedResidual
+from mmpretrain.registry import MODELS
+
+from mmadn.analysis.measure import count_flops
+from mmadn.models import MobileNetV2ADN, SubPathDistillation
+from mmadn.models.backbones.mobilenet_v2_adn_layouts import (convert, detect_layout, mmpretrain_to_released,
+                                                             released_to_mmpretrain, torchvision_to_mmpretrain,
+                                                             torchvision_to_released)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# ADN spec section 3, written out rather than computed: blocks per stage (layer1 .. layer7) and, for the five
+# skippable stages, the skippable block indices.
+STAGE_BLOCKS = (1, 2, 3, 4, 3, 3, 1)
+SPEC_SKIPPABLE = {'layer2': {1}, 'layer3': {2}, 'layer4': {2, 3}, 'layer5': {2}, 'layer6': {2}}
+FLAG_OF = {'conv1': 0, 'layer1': 0, 'layer2': 0, 'layer3': 1, 'layer4': 2, 'layer5': 3, 'layer6': 4, 'layer7': 4,
+           'conv2': 4}
+# spec section 7: mmengine's counter on the released classifier, 224x224; released parameters
+SPEC_GFLOPS = {'FFFFF': 0.314, 'TTTTT': 0.215}
+RELEASED_PARAMS_M = 3.528
+TINY = dict(widen_factor=0.25)
+
+
+def _randomise_norms(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+
+
+def _pair(**kwargs):
+    """A plain mmpretrain MobileNetV2 and a MobileNetV2ADN with the same weights (twins = shared norms)."""
+    plain = MobileNetV2(**kwargs)
+    plain.init_weights()
+    _randomise_norms(plain)
+    adn = MobileNetV2ADN(**kwargs)
+    adn.load_state_dict(plain.state_dict())
+    return plain, adn
+
+
+def _classifier(num_classes=1000, **backbone):
+    return MODELS.build(
+        dict(type='ImageClassifier', backbone=dict(type='MobileNetV2ADN', **backbone),
+             neck=dict(type='GlobalAveragePooling'),
+             head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=1280)))
+
+
+class _Capture(logging.Handler):
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def log_capture():
+    logger = MMLogger.get_current_instance()
+    handler = _Capture()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
+
+
+def test_registered_in_both_libraries():
+    assert MODELS.get('MobileNetV2ADN') is MobileNetV2ADN
+    assert MMDET_MODELS.get('MobileNetV2ADN') is MobileNetV2ADN
+
+
+def test_five_flags_one_per_stage_of_at_least_two_blocks():
+    model = MobileNetV2ADN(**TINY)
+    assert model.num_skip_flags == 5 and model.skip == 'FFFFF'
+    assert model.stage_module_names() == list(SPEC_SKIPPABLE)
+    assert [len(getattr(model, f'layer{i + 1}')) for i in range(7)] == list(STAGE_BLOCKS)
+    assert list(model.distill_stage_features()) == ['layer2', 'layer3', 'layer4', 'layer5']
+    assert len(model.subnets()) == 32 and model.subnets()[-1] == 'TTTTT'
+
+
+@pytest.mark.parametrize('out_indices', [(7, ), tuple(range(8)), (1, 4)])
+@pytest.mark.parametrize('train', [False, True])
+def test_super_net_matches_plain_mobilenet_v2(out_indices, train):
+    plain, adn = _pair(out_indices=out_indices, **TINY)
+    plain.train(train)
+    adn.train(train)
+    x = torch.randn(2, 3, 64, 64)
+    expected, got = plain(x), adn(x)
+    assert len(got) == len(expected) == len(out_indices)
+    for e, g in zip(expected, got):
+        assert e.shape == g.shape
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
+    if train:  # the running statistics were updated identically, and the twins were not touched
+        adn_sd = adn.state_dict()
+        for key, value in plain.state_dict().items():
+            torch.testing.assert_close(adn_sd[key], value, rtol=0, atol=1e-6)
+
+
+def _unit_flag(norm_name):
+    return FLAG_OF[norm_name.split('.')[0]]
+
+
+def test_each_skip_runs_the_blocks_and_norms_of_the_spec():
+    model = MobileNetV2ADN(**TINY).eval()
+    ran_blocks, ran_norms = [], []
+    all_norms = []
+    for name, module in model.named_modules():
+        if isinstance(module, InvertedResidual):
+            module.register_forward_hook(lambda m, i, o, n=name: ran_blocks.append(n))
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.register_forward_hook(lambda m, i, o, n=name: ran_norms.append(n))
+            if not name.endswith('_skip'):
+                all_norms.append(name)
+    x = torch.randn(1, 3, 32, 32)
+    for skip in model.subnets():
+        model.skip = skip
+        ran_blocks.clear()
+        ran_norms.clear()
+        with torch.no_grad():
+            model(x)
+        expected_blocks = []
+        for stage, n in enumerate(STAGE_BLOCKS, start=1):
+            layer = f'layer{stage}'
+            flag = skip[FLAG_OF[layer]] == 'T'
+            expected_blocks += [f'{layer}.{b}' for b in range(n)
+                                if not (flag and b in SPEC_SKIPPABLE.get(layer, ()))]
+        expected_norms = []
+        for norm in all_norms:
+            owner = norm.split('.')[0]
+            if owner.startswith('layer') and '.'.join(norm.split('.')[:2]) not in expected_blocks:
+                continue
+            # twins: every unit that still runs while its flag is T (skippable blocks do not run then)
+            expected_norms.append(norm.replace('.bn', '.bn_skip') if skip[_unit_flag(norm)] == 'T' else norm)
+        assert ran_blocks == expected_blocks, skip
+        assert ran_norms == expected_norms, skip
+        assert model.active_blocks() == expected_blocks
+    assert model.blocks_per_subnet()['TTTTT'] == [
+        'layer1.0', 'layer2.0', 'layer3.0', 'layer3.1', 'layer4.0', 'layer4.1', 'layer5.0', 'layer5.1', 'layer6.0',
+        'layer6.1', 'layer7.0'
+    ]
+
+
+def test_twins_sit_on_every_non_skippable_unit_and_cost_the_released_parameters():
+    model = MobileNetV2ADN()
+    twins = [twin for twin, _ in model.twin_norm_names()]
+    owners = sorted({'.'.join(t.split('.')[:2]) if t.startswith('layer') else t.split('.')[0] for t in twins})
+    assert owners == ['conv1', 'conv2', 'layer1.0', 'layer2.0', 'layer3.0', 'layer3.1', 'layer4.0', 'layer4.1',
+                      'layer5.0', 'layer5.1', 'layer6.0', 'layer6.1', 'layer7.0']
+    assert len(twins) == 34 and all(t.endswith('.bn_skip') for t in twins)
+    extra = sum(p.numel() for n, p in model.named_parameters() if '_skip' in n)
+    assert extra == 22672
+    classifier = _classifier()
+    params = sum(p.numel() for p in classifier.parameters())
+    assert params == 3504872 + 22672  # torchvision's MobileNetV2 + twins
+    assert abs(params / 1e6 - RELEASED_PARAMS_M) < 0.0005, params
+
+
+@torch.no_grad()
+def test_flops_of_super_and_base_net_match_the_spec():
+    classifier = _classifier().eval()
+    inputs = torch.randn(1, 3, 224, 224)
+    measured = {}
+    for skip in ('FFFFF', 'TFFFF', 'TTTTT'):
+        classifier.backbone.skip = skip
+        measured[skip] = count_flops(classifier, lambda x: classifier(x, mode='tensor'), inputs) / 1e9
+    for skip, spec in SPEC_GFLOPS.items():
+        assert abs(measured[skip] - spec) / spec < 0.01, measured
+    assert measured['TTTTT'] < measured['TFFFF'] < measured['FFFFF']
+
+
+@pytest.mark.parametrize('bad', ['TTFF', 'TTFFQ', 11011, 'all', None])
+def test_invalid_skip_fails_at_build_and_at_switch(bad):
+    with pytest.raises(ValueError, match='5 skippable stages'):
+        MobileNetV2ADN(skip=bad, **TINY)
+    model = MobileNetV2ADN(skip='TTFFT', **TINY)
+    with pytest.raises(ValueError, match="'super' / 'base'"):
+        model.skip = bad
+    assert model.skip == 'TTFFT'
+
+
+def test_switch_changes_no_tensor_and_builds_nothing():
+    model = MobileNetV2ADN(**TINY)
+    tensors = {k: (v.data_ptr(), v.shape) for k, v in model.state_dict().items()}
+    params = [id(p) for p in model.parameters()] + [id(b) for b in model.buffers()]
+    layout = [(id(m), sorted(vars(m)), list(m._modules)) for m in model.modules()]
+    for skip in ('TTTTT', 'TFTFT', 'FFFFF', 'base', [True, False, False, True, True]):
+        model.skip = skip
+        assert {k: (v.data_ptr(), v.shape) for k, v in model.state_dict().items()} == tensors
+        assert [id(p) for p in model.parameters()] + [id(b) for b in model.buffers()] == params
+        assert [(id(m), sorted(vars(m)), list(m._modules)) for m in model.modules()] == layout
+
+
+def test_switch_context_manager_and_deep_copy():
+    model = MobileNetV2ADN(skip='TFFFF', out_indices=(7, ), **TINY).eval()
+    model.init_weights()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        base = MobileNetV2ADN(skip='base', out_indices=(7, ), **TINY).eval()
+        base.load_state_dict(model.state_dict())
+        with model.switch('base') as m:
+            assert m.skip == 'TTTTT'
+            torch.testing.assert_close(model(x), base(x))
+        assert model.skip == 'TFFFF'
+        clone = copy.deepcopy(model)
+        clone.skip = 'TTTTT'
+        assert clone.conv2.norm_name == 'bn_skip' and model.conv2.norm_name == 'bn'
+        assert clone.layer6.skip and not model.layer6.skip
+        torch.testing.assert_close(clone(x), base(x))
+
+
+def test_jit_trace_follows_the_active_subnet():
+    model = MobileNetV2ADN(out_indices=(7, ), **TINY).eval()
+    model.init_weights()
+    _randomise_norms(model)  # twins differ from the shared norms now
+    x = torch.randn(1, 3, 32, 32)
+    outputs = {}
+    with torch.no_grad():
+        for skip in ('FFFFF', 'TTTTT'):
+            model.skip = skip
+            traced = torch.jit.trace(model, x, check_trace=False)
+            outputs[skip] = model(x)[0]
+            torch.testing.assert_close(traced(x)[0], outputs[skip])
+    assert not torch.allclose(outputs['FFFFF'], outputs['TTTTT'])
+
+
+def test_random_init_copies_twins_and_frozen_stages_norm_eval_cover_them():
+    model = MobileNetV2ADN(frozen_stages=2, norm_eval=True, **TINY)
+    model.init_weights()
+    sd = model.state_dict()
+    for twin, shared in model.twin_norm_names():
+        for k in ('weight', 'bias', 'running_mean', 'running_var'):
+            assert torch.equal(sd[f'{twin}.{k}'], sd[f'{shared}.{k}'])
+    assert model.train() is model
+    assert not model.conv1.bn_skip.weight.requires_grad and not model.layer2[0].conv[0].bn_skip.weight.requires_grad
+    assert model.layer3[0].conv[0].bn_skip.weight.requires_grad
+    assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_training_moves_only_the_active_norm_set():
+    model = MobileNetV2ADN(skip='TFFFF', out_indices=(7, ), **TINY)
+    model.init_weights()
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    model(torch.randn(4, 3, 32, 32))[0].mean().backward()
+    after = model.state_dict()
+    # flag 0 is T: stem, 16-channel block and layer2's mandatory block normalise with the twins
+    for unit in ('conv1', 'layer1.0.conv.0', 'layer2.0.conv.2'):
+        assert not torch.equal(after[f'{unit}.bn_skip.running_mean'], before[f'{unit}.bn_skip.running_mean'])
+        assert torch.equal(after[f'{unit}.bn.running_mean'], before[f'{unit}.bn.running_mean'])
+    assert model.conv1.bn_skip.weight.grad is not None and model.conv1.bn.weight.grad is None
+    assert all(p.grad is None for p in model.layer2[1].parameters())  # the skipped block
+    # the last flag is F: layer7 and conv2 use the shared norms
+    assert not torch.equal(after['conv2.bn.running_mean'], before['conv2.bn.running_mean'])
+    assert torch.equal(after['conv2.bn_skip.running_mean'], before['conv2.bn_skip.running_mean'])
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------------------
+
+def _torchvision_mobilenet_v2(num_classes=1000):
+    model = torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes)
+    _randomise_norms(model)
+    return model.eval()
+
+
+def _released(num_classes=1000):
+    """A state dict laid out as the authors release MobileNetV2-ADN, with twins distinct from the shared norms."""
+    released = torchvision_to_released(_torchvision_mobilenet_v2(num_classes).state_dict())
+    for key, value in released.items():
+        if '.norm_skip.' in key and value.is_floating_point():
+            released[key] = value + torch.rand_like(value) * 0.1
+    return released
+
+
+def test_released_layout_has_the_names_of_the_authors_code():
+    released = _released(10)
+    assert detect_layout(released) == 'released'
+    for key in ('features.0.conv_layer.weight', 'features.0.norm_skip.running_var', 'features.1.conv.1.norm_skip.bias',
+                'features.2.0.conv.2.norm_skip.weight', 'features.3.1.conv.0.norm_skip.weight',
+                'features.4.1.conv.1.norm.weight', 'features.4.3.conv.2.norm.running_mean',
+                'features.7.conv.2.norm_skip.weight', 'features.8.norm_skip.weight', 'classifier.1.weight'):
+        assert key in released, key
+    for key in ('features.2.1.conv.0.norm_skip.weight', 'features.4.2.conv.0.norm_skip.weight',
+                'features.6.2.conv.2.norm_skip.weight'):  # skippable blocks have no twins
+        assert key not in released, key
+    assert len({k.rpartition('.')[0] for k in released if '.norm_skip.' in k}) == 34
+    stats = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+    assert list(released)[:11] == (['features.0.conv_layer.weight'] + [f'features.0.norm.{s}' for s in stats] +
+                                   [f'features.0.norm_skip.{s}' for s in stats])  # the release's module order
+
+
+def test_released_layout_round_trips_bit_exactly():
+    released = _released(10)
+    mm = released_to_mmpretrain(released)
+    assert detect_layout(mm) == 'mmpretrain'
+    for rel, ours in (('features.0.norm_skip.weight', 'backbone.conv1.bn_skip.weight'),
+                      ('features.1.conv.1.conv_layer.weight', 'backbone.layer1.0.conv.1.conv.weight'),
+                      ('features.4.1.conv.2.norm_skip.running_mean', 'backbone.layer4.1.conv.2.bn_skip.running_mean'),
+                      ('features.4.3.conv.0.norm.bias', 'backbone.layer4.3.conv.0.bn.bias'),
+                      ('features.7.conv.1.norm.weight', 'backbone.layer7.0.conv.1.bn.weight'),
+                      ('features.8.norm_skip.running_var', 'backbone.conv2.bn_skip.running_var'),
+                      ('classifier.1.bias', 'head.fc.bias')):
+        assert mm[ours] is released[rel], rel
+    back = mmpretrain_to_released(mm)
+    assert list(back) == list(released)
+    assert all(torch.equal(back[k], released[k]) for k in released)
+    assert list(convert(mm, 'released')) == list(released) and list(convert(released, 'mmpretrain')) == list(mm)
+
+
+@torch.no_grad()
+def test_torchvision_with_twins_converts_to_a_classifier_with_identical_outputs():
+    reference = _torchvision_mobilenet_v2(10)
+    released = torchvision_to_released(reference.state_dict())  # twins = copies of the shared norms
+    classifier = _classifier(num_classes=10).eval()
+    missing, unexpected = classifier.load_state_dict(released_to_mmpretrain(released), strict=True)
+    assert not missing and not unexpected
+    x = torch.randn(2, 3, 64, 64)
+    expected = reference(x)
+    torch.testing.assert_close(classifier(x, mode='tensor'), expected, rtol=1e-5, atol=1e-5)
+    # twins = shared norms: the base-net of this network is torchvision's with the skippable blocks left out
+    classifier.backbone.skip = 'base'
+    features = reference.features
+    keep = [0, 1, 2, 4, 5, 7, 8, 11, 12, 14, 15, 17, 18]  # stem, base-net blocks (torchvision numbers), last conv
+    h = x
+    for i in keep:
+        h = features[i](h)
+    base_expected = reference.classifier(h.mean((2, 3)))
+    torch.testing.assert_close(classifier(x, mode='tensor'), base_expected, rtol=1e-5, atol=1e-5)
+
+
+def test_plain_checkpoint_loads_with_twins_copied_and_one_line(tmp_path, log_capture):
+    plain = torchvision_to_mmpretrain(_torchvision_mobilenet_v2(10).state_dict())
+    path = tmp_path / 'plain.pth'
+    torch.save({'state_dict': plain}, path)
+    model = MobileNetV2ADN(init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+    model.init_weights()
+    sd = model.state_dict()
+    for twin, shared in model.twin_norm_names():
+        for stat in ('weight', 'running_var'):
+            assert torch.equal(sd[f'{twin}.{stat}'], plain[f'backbone.{shared}.{stat}'])
+    told = [m for m in log_capture if 'twin norms' in m]
+    assert len(told) == 1 and 'initialised 34 of them' in told[0]
+    with pytest.raises(ValueError, match="prefix='backbone.'"):
+        MobileNetV2ADN(init_cfg=dict(type='Pretrained', checkpoint=str(path))).init_weights()
+
+
+def test_unknown_layout_fails_clearly():
+    with pytest.raises(ValueError, match='Unknown checkpoint layout'):
+        detect_layout({'encoder.blocks.0.weight': torch.zeros(1)})
+    with pytest.raises(ValueError, match='Expected a checkpoint in the released'):
+        released_to_mmpretrain(torchvision.models.mobilenet_v2(weights=None).state_dict())
+    with pytest.raises(ValueError, match='unknown module'):
+        released_to_mmpretrain({'features.0.conv_layer.weight': torch.zeros(1),
+                                'features.9.norm.weight': torch.zeros(1)})
+
+
+# ---- training and config ---------------------------------------------------------------------------------------
+
+def test_algorithm1_gives_finite_kl_losses_and_trains_the_twins():
+    classifier = MODELS.build(
+        dict(type='ImageClassifier', backbone=dict(type='MobileNetV2ADN', **TINY),
+             neck=dict(type='GlobalAveragePooling'),
+             head=dict(type='LinearClsHead', num_classes=10, in_channels=1280)))
+    classifier.init_weights()
+    classifier.train()
+    objective = SubPathDistillation(classifier, classifier.loss, alpha=0.5)
+    from mmpretrain.structures import DataSample
+    samples = [DataSample().set_gt_label(i % 10) for i in range(4)]
+    losses = objective(torch.randn(4, 3, 32, 32), samples)
+    assert set(losses) == {'loss', 'loss_kl_backbone_layer2', 'loss_kl_backbone_layer3', 'loss_kl_backbone_layer4',
+                           'loss_kl_backbone_layer5', 'loss_kl_head'}
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    backbone = classifier.backbone
+    assert backbone.skip == 'FFFFF'  # the objective restored the super-net
+    for twin in (backbone.conv1.bn_skip, backbone.layer4[1].conv[1].bn_skip, backbone.conv2.bn_skip):
+        assert twin.weight.grad is not None and twin.weight.grad.abs().sum() > 0
+    assert backbone.layer4[3].conv[0].bn.weight.grad.abs().sum() > 0  # skippable block: super-net only
+
+
+def test_imagenet_config_builds():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'mobilenet_v2_adn_8xb32_in1k.py'))
+    assert cfg.default_scope == 'mmpretrain' and 'mmadn' in cfg.custom_imports.imports
+    assert [h.type for h in cfg.custom_hooks] == ['ADNDistillHook'] and cfg.custom_hooks[0].logits_topk == 500
+    assert cfg.train_dataloader.dataset.data_root == 'data/imagenet'
+    assert cfg.param_scheduler.milestones == [150, 225, 285] and cfg.train_cfg.max_epochs == 300
+    assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0.0
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    assert isinstance(model.backbone, MobileNetV2ADN) and model.backbone.skip == 'FFFFF'
+    assert model.backbone.widen_factor == 1.0 and model.head.fc.in_features == 1280
