@@ -1,0 +1,114 @@
+"""Checkpoint layouts of ViT(-ADN) and pure functions between them.
+
+Layouts (what a state dict looks like):
+- ``released``: the ADN authors' release, built on torchvision's ``vit_b_16`` / ``vit_b_32``: ``conv_proj``,
+  ``class_token``, ``encoder.pos_embedding``, ``encoder.layers.encoder_layer_{i}.{ln_1, self_attention, ln_2,
+  mlp.0, mlp.3}``, ``encoder.ln``, ``heads.head``, and twins ``ln_1_skip`` / ``ln_2_skip`` in the mandatory
+  blocks. A plain torchvision ViT is the same layout without twins (``torchvision``). Checkpoints of
+  torchvision < 0.13 name the MLP ``mlp.linear_1`` / ``mlp.linear_2``; they are read too.
+- ``mmpretrain``: an ``ImageClassifier`` with a ``VisionTransformerADN`` backbone (or a plain
+  ``VisionTransformer``) and a ``VisionTransformerClsHead``.
+
+Every conversion is a renaming (torchvision's packed ``in_proj_weight`` is ordered q, k, v with heads
+contiguous, exactly like mmpretrain's ``attn.qkv``), so a round trip is exact to the bit.
+"""
+import re
+from collections import OrderedDict
+from typing import Dict, List, Mapping, Tuple
+
+import torch
+
+LAYOUTS = ('released', 'torchvision', 'mmpretrain')
+_RELEASED_PROBE = 'conv_proj.weight'
+_MMPRETRAIN_PROBE = 'backbone.patch_embed.projection.weight'
+
+_BLOCK = r'encoder\.layers\.encoder_layer_(\d+)\.'
+_MM_BLOCK = r'backbone\.layers\.(\d+)\.'
+
+# (released pattern, mmpretrain replacement); the first match wins
+_TO_MMPRETRAIN: List[Tuple[str, str]] = [
+    (r'conv_proj\.(weight|bias)', r'backbone.patch_embed.projection.\1'),
+    (r'class_token', r'backbone.cls_token'),
+    (r'encoder\.pos_embedding', r'backbone.pos_embed'),
+    (r'encoder\.ln\.(weight|bias)', r'backbone.ln1.\1'),
+    (_BLOCK + r'ln_([12])(_skip)?\.(weight|bias)', r'backbone.layers.\1.ln\2\3.\4'),
+    (_BLOCK + r'self_attention\.in_proj_(weight|bias)', r'backbone.layers.\1.attn.qkv.\2'),
+    (_BLOCK + r'self_attention\.out_proj\.(weight|bias)', r'backbone.layers.\1.attn.proj.\2'),
+    (_BLOCK + r'mlp\.(?:0|linear_1)\.(weight|bias)', r'backbone.layers.\1.ffn.layers.0.0.\2'),
+    (_BLOCK + r'mlp\.(?:3|linear_2)\.(weight|bias)', r'backbone.layers.\1.ffn.layers.1.\2'),
+    (r'heads\.(head|pre_logits)\.(weight|bias)', r'head.layers.\1.\2'),
+]
+
+_TO_RELEASED: List[Tuple[str, str]] = [
+    (r'backbone\.patch_embed\.projection\.(weight|bias)', r'conv_proj.\1'),
+    (r'backbone\.cls_token', r'class_token'),
+    (r'backbone\.pos_embed', r'encoder.pos_embedding'),
+    (r'backbone\.ln1\.(weight|bias)', r'encoder.ln.\1'),
+    (_MM_BLOCK + r'ln([12])(_skip)?\.(weight|bias)', r'encoder.layers.encoder_layer_\1.ln_\2\3.\4'),
+    (_MM_BLOCK + r'attn\.qkv\.(weight|bias)', r'encoder.layers.encoder_layer_\1.self_attention.in_proj_\2'),
+    (_MM_BLOCK + r'attn\.proj\.(weight|bias)', r'encoder.layers.encoder_layer_\1.self_attention.out_proj.\2'),
+    (_MM_BLOCK + r'ffn\.layers\.0\.0\.(weight|bias)', r'encoder.layers.encoder_layer_\1.mlp.0.\2'),
+    (_MM_BLOCK + r'ffn\.layers\.1\.(weight|bias)', r'encoder.layers.encoder_layer_\1.mlp.3.\2'),
+    (r'head\.layers\.(head|pre_logits)\.(weight|bias)', r'heads.\1.\2'),
+]
+
+
+def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Name the layout of a ViT(-ADN) state dict, or raise a ValueError that shows what was found."""
+    keys = set(state_dict)
+    if _RELEASED_PROBE in keys:
+        return 'released' if any('_skip.' in k for k in keys) else 'torchvision'
+    if _MMPRETRAIN_PROBE in keys:
+        return 'mmpretrain'
+    sample = ', '.join(sorted(keys)[:5])
+    raise ValueError(
+        f'Unknown checkpoint layout: expected a ViT state dict with {_RELEASED_PROBE!r} (torchvision / released '
+        f'ADN) or {_MMPRETRAIN_PROBE!r} (mmpretrain); found {len(keys)} keys such as: {sample}')
+
+
+def _rename(state_dict: Mapping[str, torch.Tensor], rules: List[Tuple[str, str]],
+            target: str) -> 'OrderedDict[str, torch.Tensor]':
+    compiled = [(re.compile(pattern + r'\Z'), repl) for pattern, repl in rules]
+    out: Dict[str, torch.Tensor] = OrderedDict()
+    for key, value in state_dict.items():
+        for pattern, repl in compiled:
+            if pattern.match(key):
+                new_key = pattern.sub(repl, key)
+                break
+        else:
+            raise ValueError(f'Cannot place {key!r} in the {target} layout of ViT-ADN (a conv stem, layer scale '
+                             'or another head has no counterpart there).')
+        if new_key in out:
+            raise ValueError(f'Two keys map to {new_key!r} (e.g. both mlp.0 and mlp.linear_1 present).')
+        out[new_key] = value
+    return out
+
+
+def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Released (or torchvision) ViT classifier -> mmpretrain ImageClassifier with a VisionTransformerADN
+    backbone (``out_type='cls_token'``, ``final_norm=True``) and a ``VisionTransformerClsHead``."""
+    _expect(state_dict, ('released', 'torchvision'))
+    return _rename(state_dict, _TO_MMPRETRAIN, 'mmpretrain')
+
+
+def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """mmpretrain ImageClassifier (VisionTransformerADN backbone, ViT head) -> the released layout
+    (torchvision >= 0.13 names: ``mlp.0`` / ``mlp.3``)."""
+    _expect(state_dict, ('mmpretrain', ))
+    return _rename(state_dict, _TO_RELEASED, 'released')
+
+
+def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str, torch.Tensor]':
+    """Convert a ViT(-ADN) state dict of any known layout into layout ``to`` ('released' or 'mmpretrain')."""
+    if to not in ('released', 'mmpretrain'):
+        raise ValueError(f"Unknown target layout {to!r}; choose 'released' or 'mmpretrain'.")
+    source = detect_layout(state_dict)
+    if to == 'mmpretrain':
+        return OrderedDict(state_dict) if source == 'mmpretrain' else released_to_mmpretrain(state_dict)
+    return mmpretrain_to_released(state_dict) if source == 'mmpretrain' else OrderedDict(state_dict)
+
+
+def _expect(state_dict, layouts) -> None:
+    found = detect_layout(state_dict)
+    if found not in layouts:
+        raise ValueError(f'Expected a checkpoint in the {" or ".join(layouts)} layout, got {found}.')
