@@ -1,0 +1,505 @@
+"""SwinTransformerADN (Swin-T-ADN, spec section 3): equivalence with mmpretrain's Swin and torchvision's swin_t,
+the blocks and norms each sub-network runs, switching, checkpoints, FLOPs, Algorithm 1, configs and detection."""
+import copy
+import logging
+import os.path as osp
+import time
+from collections import OrderedDict
+
+import pytest
+import torch
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+from mmpretrain.models.backbones import SwinTransformer
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from mmpretrain.structures import DataSample
+from torch import nn
+
+from mmadn.analysis.measure import count_flops
+from mmadn.models import SubPathDistillation, SwinTransformerADN, set_subnet
+from mmadn.models.backbones import swin_adn_layouts as layouts
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = dict(embed_dims=24, depths=[2, 2, 6, 2], num_heads=[1, 1, 2, 2])
+DEPTHS = (2, 2, 6, 2)
+# spec section 3, written out: Swin-T-ADN's mandatory blocks per stage
+SPEC_MANDATORY = (1, 1, 3, 1)
+# spec section 7: mmengine's counter on the released classifiers (224x224, 1000 classes)
+SPEC_GFLOPS = {'FFFF': 4.509, 'TTTT': 2.351}
+SPEC_PARAMS_M = 28.303
+
+
+def _tiny_kwargs(**kwargs):
+    # img 64: stage maps 16, 8, 4, 2; the last is smaller than the window, which needs pad_small_map
+    return dict(dict(arch=TINY, window_size=4, img_size=64, pad_small_map=True, drop_path_rate=0.), **kwargs)
+
+
+def _randomise_layer_norms(model):
+    """LayerNorms away from (1, 0) and twins different from their shared norm, so a mix-up would show."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+            if hasattr(m, 'relative_position_bias_table'):
+                m.relative_position_bias_table.normal_(0, 0.5)
+
+
+def _pair(**kwargs):
+    """A plain mmpretrain SwinTransformer and a SwinTransformerADN carrying the same weights."""
+    plain = SwinTransformer(**_tiny_kwargs(**kwargs))
+    _randomise_layer_norms(plain)
+    adn = SwinTransformerADN(**_tiny_kwargs(**kwargs))
+    adn.load_state_dict(plain.state_dict())
+    return plain, adn
+
+
+def _tiny_classifier(num_classes=5, **kwargs):
+    model = MMPRETRAIN_MODELS.build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='SwinTransformerADN', **_tiny_kwargs(**kwargs)),
+             neck=dict(type='GlobalAveragePooling'),
+             head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=192,
+                       loss=dict(type='CrossEntropyLoss'))))
+    model.init_weights()
+    return model
+
+
+class _Capture(logging.Handler):
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def log_capture():
+    logger = MMLogger.get_current_instance()
+    handler = _Capture()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
+
+
+# ---- structure, equivalence, sub-networks --------------------------------------------------------------------
+
+
+def test_registered_in_both_libraries():
+    assert MMDET_MODELS.get('SwinTransformerADN') is SwinTransformerADN
+    assert MMPRETRAIN_MODELS.get('SwinTransformerADN') is SwinTransformerADN
+
+
+def test_default_split_is_the_released_one():
+    model = SwinTransformerADN(**_tiny_kwargs())
+    assert model.mandatory_depths == SPEC_MANDATORY
+    assert [s.num_mandatory for s in model.stages] == list(SPEC_MANDATORY)
+    assert model.skip == 'FFFF' and model.num_skip_flags == 4 and len(model.subnets()) == 16
+
+
+@pytest.mark.parametrize('out_indices', [(3, ), (0, 1, 2, 3)])
+@pytest.mark.parametrize('train', [False, True])
+def test_super_net_matches_plain_swin(out_indices, train):
+    plain, adn = _pair(out_indices=out_indices)
+    plain.train(train)
+    adn.train(train)
+    x = torch.randn(2, 3, 64, 64)
+    expected, got = plain(x), adn(x)
+    assert len(got) == len(expected) == len(out_indices)
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape and g.dim() == 4  # NCHW, as mmdet's necks expect
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
+
+
+def _record(model):
+    """Forward hooks recording the blocks and the LayerNorms (shared, twin, merging, out) that run, in order."""
+    ran_blocks, ran_norms = [], []
+    for name, module in model.named_modules():
+        parts = name.split('.')
+        if len(parts) == 4 and parts[2] == 'blocks':
+            module.register_forward_hook(lambda m, i, o, n=name: ran_blocks.append(n))
+        if isinstance(module, nn.LayerNorm):
+            module.register_forward_hook(lambda m, i, o, n=name: ran_norms.append(n))
+    return ran_blocks, ran_norms
+
+
+def test_each_skip_runs_the_blocks_and_norms_of_the_spec():
+    model = SwinTransformerADN(**_tiny_kwargs(out_indices=(3, ))).eval()
+    ran_blocks, ran_norms = _record(model)
+    x = torch.randn(1, 3, 64, 64)
+    for skip in model.subnets():
+        model.skip = skip
+        ran_blocks.clear()
+        ran_norms.clear()
+        with torch.no_grad():
+            model(x)
+        blocks, norms = [], ['patch_embed.norm']
+        for s, (flag, n, mandatory) in enumerate(zip(skip, DEPTHS, SPEC_MANDATORY)):
+            suffix = '_skip' if flag == 'T' else ''  # twins: mandatory blocks of a skipping stage only
+            for b in range(mandatory if flag == 'T' else n):
+                blocks.append(f'stages.{s}.blocks.{b}')
+                norms += [f'stages.{s}.blocks.{b}.norm1{suffix}', f'stages.{s}.blocks.{b}.norm2{suffix}']
+            if s == 3:
+                norms.append('norm3')  # the out norm is shared
+            else:  # the merging norm feeds stage s + 1 and follows its flag
+                norms.append(f'stages.{s}.downsample.norm' + ('_skip' if skip[s + 1] == 'T' else ''))
+        assert ran_blocks == blocks, skip
+        assert ran_norms == norms, skip
+        assert model.active_blocks() == blocks
+    model.skip = 'FTFF'
+    assert model.stages[0].downsample.norm is model.stages[0].downsample.norm_skip  # feeds stage 1, which skips
+    assert model.stages[1].downsample.norm is model.stages[1].downsample._modules['norm']
+
+
+def test_twins_are_the_released_ones():
+    model = SwinTransformerADN(**_tiny_kwargs())
+    twins = [t for t, _ in model.twin_norm_names()]
+    assert twins == [
+        'stages.0.blocks.0.norm1_skip', 'stages.0.blocks.0.norm2_skip', 'stages.0.downsample.norm_skip',
+        'stages.1.blocks.0.norm1_skip', 'stages.1.blocks.0.norm2_skip', 'stages.1.downsample.norm_skip',
+        *[f'stages.2.blocks.{b}.{n}_skip' for b in range(3) for n in ('norm1', 'norm2')],
+        'stages.2.downsample.norm_skip', 'stages.3.blocks.0.norm1_skip', 'stages.3.blocks.0.norm2_skip'
+    ]
+    assert {k.rsplit('.', 1)[0] for k in model.state_dict() if '_skip' in k} == set(twins)
+    assert not any('patch_embed' in t or t.startswith('norm') for t in twins)
+
+
+def test_random_init_starts_twins_as_copies_of_shared_norms():
+    model = SwinTransformerADN(**_tiny_kwargs())
+    model.init_weights()
+    sd = model.state_dict()
+    for twin, shared in model.twin_norm_names():
+        for k in ('weight', 'bias'):
+            assert torch.equal(sd[f'{twin}.{k}'], sd[f'{shared}.{k}'])
+
+
+@pytest.mark.parametrize('bad', ['TTF', 'TTFQ', 110, 'all'])
+def test_invalid_skip_fails_before_building_and_at_switch(bad, monkeypatch):
+    model = SwinTransformerADN(**_tiny_kwargs(skip='TTFF'))
+    with pytest.raises(ValueError, match="'super' / 'base'"):
+        model.skip = bad
+    assert model.skip == 'TTFF'
+
+    def build(*args, **kwargs):
+        raise AssertionError('layers were built before skip was validated')
+
+    monkeypatch.setattr(SwinTransformer, '__init__', build)
+    with pytest.raises(ValueError, match='4 skippable stages'):
+        SwinTransformerADN(**_tiny_kwargs(skip=bad))
+    with pytest.raises(ValueError, match='mandatory_depths'):
+        SwinTransformerADN(**_tiny_kwargs(mandatory_depths=(1, 3, 3, 1)))
+
+
+def test_mandatory_depths_override():
+    model = SwinTransformerADN(**_tiny_kwargs(mandatory_depths=(2, 1, 4, 1), skip='base'))
+    assert model.active_blocks() == ['stages.0.blocks.0', 'stages.0.blocks.1', 'stages.1.blocks.0',
+                                     *[f'stages.2.blocks.{b}' for b in range(4)], 'stages.3.blocks.0']
+    names = [t for t, _ in model.twin_norm_names()]
+    assert not any(n.startswith('stages.0.') and 'blocks' in n for n in names)  # stage 0 cannot skip: no twins
+    assert 'stages.0.downsample.norm_skip' in names and 'stages.2.blocks.3.norm1_skip' in names
+
+
+def test_switch_changes_no_tensor_and_builds_nothing():
+    model = SwinTransformerADN(**_tiny_kwargs())
+    before = {k: (v.data_ptr(), v.shape) for k, v in model.state_dict().items()}
+    modules_before = [id(m) for m in model.modules()]
+    start = time.perf_counter()
+    for _ in range(250):
+        for skip in ('TTTT', 'TFTF', 'FFFF', 'base'):
+            model.skip = skip
+    per_switch = (time.perf_counter() - start) / 1000
+    assert {k: (v.data_ptr(), v.shape) for k, v in model.state_dict().items()} == before
+    assert [id(m) for m in model.modules()] == modules_before
+    assert per_switch < 1e-3, per_switch  # attribute flips: microseconds, not a rebuild
+
+
+def test_switch_context_manager_and_deep_copy():
+    model = SwinTransformerADN(**_tiny_kwargs(skip='TFFF')).eval()
+    _randomise_layer_norms(model)
+    clone = copy.deepcopy(model)
+    clone.skip = 'base'
+    assert model.skip == 'TFFF' and model.stages[1].blocks[0].norm1_name == 'norm1'
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        with model.switch('base') as m:
+            assert m.skip == 'TTTT'
+            torch.testing.assert_close(model(x)[0], clone(x)[0])
+        assert model.skip == 'TFFF'
+        assert not torch.allclose(model(x)[0], clone(x)[0])
+
+
+def test_jit_trace_follows_the_active_subnet():
+    model = SwinTransformerADN(**_tiny_kwargs(out_indices=(3, ))).eval()
+    _randomise_layer_norms(model)
+    x = torch.randn(1, 3, 64, 64)
+    model.skip = 'TTTT'
+    traced = torch.jit.trace(model, x, check_trace=False)  # what an export of the base-net records
+    with torch.no_grad():
+        base = model(x)[0]
+        torch.testing.assert_close(traced(x)[0], base)
+        model.skip = 'FFFF'
+        assert not torch.allclose(model(x)[0], base)
+
+
+def test_training_moves_only_the_active_norm_set():
+    model = SwinTransformerADN(**_tiny_kwargs(skip='TFFF')).train()
+    sum(o.mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
+    stage0, stage1 = model.stages[0], model.stages[1]
+    # block.norm1 is the norm in use (as in mmdet's ResNet blocks); _modules holds the shared one under its name
+    assert stage0.blocks[0].norm1 is stage0.blocks[0].norm1_skip
+    shared0, shared1 = stage0.blocks[0]._modules['norm1'], stage1.blocks[0]._modules['norm1']
+    assert stage0.blocks[0].norm1_skip.weight.grad is not None and shared0.weight.grad is None
+    assert all(p.grad is None for p in stage0.blocks[1].parameters())  # the skipped block
+    assert shared1.weight.grad is not None and stage1.blocks[0].norm1_skip.weight.grad is None
+    # stage 1 keeps its blocks: the merging norm feeding it is the shared one
+    merging = stage0.downsample
+    assert merging._modules['norm'].weight.grad is not None and merging.norm_skip.weight.grad is None
+
+
+def test_frozen_stages_freeze_twins_and_train_returns_self():
+    model = SwinTransformerADN(**_tiny_kwargs(frozen_stages=1))
+    assert model.train() is model and model.eval() is model
+    model.train()
+    assert not model.stages[1].blocks[0].norm1_skip.weight.requires_grad
+    assert not model.stages[1].downsample.norm_skip.weight.requires_grad
+    assert model.stages[2].blocks[0].norm1_skip.weight.requires_grad
+
+
+def test_layer_wise_depth_of_twins():
+    model = SwinTransformerADN(**_tiny_kwargs())
+    for twin, shared in model.twin_norm_names():
+        assert model.get_layer_depth(f'backbone.{twin}.weight', 'backbone.') == \
+            model.get_layer_depth(f'backbone.{shared}.weight', 'backbone.')
+
+
+def test_distill_stage_features_are_tokens_of_stages_0_to_2():
+    model = SwinTransformerADN(**_tiny_kwargs())
+    assert model.stage_module_names() == ['stages.0', 'stages.1', 'stages.2', 'stages.3']
+    assert model.distill_stage_features() == {f'stages.{i}': dict(mode='tokens') for i in range(3)}
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('prefix', ['', 'backbone.'])
+def test_plain_mmpretrain_checkpoint_loads_with_twins_copied_and_one_line(tmp_path, log_capture, prefix):
+    plain = SwinTransformer(**_tiny_kwargs())
+    _randomise_layer_norms(plain)
+    sd = OrderedDict((prefix + k, v) for k, v in plain.state_dict().items())
+    path = tmp_path / 'plain.pth'
+    torch.save({'state_dict': sd}, path)
+    init = dict(type='Pretrained', checkpoint=str(path))
+    if prefix:
+        init['prefix'] = prefix
+    model = SwinTransformerADN(**_tiny_kwargs(init_cfg=init))
+    model.init_weights()
+    got = model.state_dict()
+    for twin, shared in model.twin_norm_names():
+        for k in ('weight', 'bias'):
+            assert torch.equal(got[f'{twin}.{k}'], sd[f'{prefix}{shared}.{k}'])
+    told = [m for m in log_capture if 'twin norms' in m]
+    assert len(told) == 1 and 'initialised 15 of them' in told[0]
+    assert not any('_skip' in m and 'missing' in m.lower() for m in log_capture)
+
+
+def test_checkpoint_under_another_prefix_is_refused_with_the_fix(tmp_path):
+    path = tmp_path / 'classifier.pth'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in SwinTransformer(**_tiny_kwargs()).state_dict().items()}},
+               path)
+    model = SwinTransformerADN(**_tiny_kwargs(init_cfg=dict(type='Pretrained', checkpoint=str(path))))
+    with pytest.raises(ValueError, match="prefix='backbone.'"):
+        model.init_weights()
+
+
+def test_merging_permutation_maps_torchvision_concat_to_unfold_order():
+    c, x = 3, torch.randn(1, 4, 4, 3)  # (N, H, W, C)
+    tv = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+    mm = nn.Unfold(2, stride=2)(x.permute(0, 3, 1, 2)).transpose(1, 2).reshape(1, 2, 2, 4 * c)
+    assert torch.equal(tv[..., layouts.merging_permutation(c)], mm)
+
+
+@pytest.fixture(scope='module')
+def torchvision_swin_t():
+    """torchvision's swin_t (weights=None: no download) with distinct values, and the released-layout state dict
+    (its names + twins of random values)."""
+    import torchvision
+    torch.manual_seed(1)
+    tv = torchvision.models.swin_t(weights=None).eval()
+    _randomise_layer_norms(tv)
+    released = OrderedDict(tv.state_dict())
+    for s, mandatory in enumerate(SPEC_MANDATORY):
+        for b in range(mandatory):
+            for n in ('norm1', 'norm2'):
+                for k in ('weight', 'bias'):
+                    shared = released[f'features.{2 * s + 1}.{b}.{n}.{k}']
+                    released[f'features.{2 * s + 1}.{b}.{n}_skip.{k}'] = shared + 0.1 * torch.randn_like(shared)
+    for index in (2, 4, 6):
+        for k in ('weight', 'bias'):
+            shared = released[f'features.{index}.norm.{k}']
+            released[f'features.{index}.norm_skip.{k}'] = shared + 0.1 * torch.randn_like(shared)
+    return tv, released
+
+
+def _classifier(**backbone):
+    return MMPRETRAIN_MODELS.build(
+        dict(type='ImageClassifier',
+             backbone=dict(type='SwinTransformerADN', arch='tiny', **backbone),
+             neck=dict(type='GlobalAveragePooling'),
+             head=dict(type='LinearClsHead', num_classes=1000, in_channels=768))).eval()
+
+
+def _torchvision_base_net(tv, released):
+    """torchvision's swin_t cut by hand to the base-net: mandatory blocks only, twins in place of their norms."""
+    base = copy.deepcopy(tv)
+    for s, mandatory in enumerate(SPEC_MANDATORY):
+        stage = base.features[2 * s + 1]
+        base.features[2 * s + 1] = nn.Sequential(*list(stage)[:mandatory])
+        for b in range(mandatory):
+            for n in ('norm1', 'norm2'):
+                getattr(base.features[2 * s + 1][b], n).load_state_dict(
+                    {k: released[f'features.{2 * s + 1}.{b}.{n}_skip.{k}'] for k in ('weight', 'bias')})
+    for index in (2, 4, 6):
+        base.features[index].norm.load_state_dict(
+            {k: released[f'features.{index}.norm_skip.{k}'] for k in ('weight', 'bias')})
+    return base
+
+
+@torch.no_grad()
+def test_released_swin_t_converts_and_matches_torchvision(torchvision_swin_t):
+    tv, released = torchvision_swin_t
+    assert layouts.detect_layout(released) == 'released'
+    assert layouts.detect_layout(tv.state_dict()) == 'torchvision'
+    mm = layouts.released_to_mmpretrain(released)
+    assert layouts.detect_layout(mm) == 'mmpretrain'
+    model = _classifier()
+    # torchvision's relative position index is mmpretrain's, flattened: the same bias reaches the same pair
+    fresh = model.state_dict()
+    for key in (k for k in mm if k.endswith('relative_position_index')):
+        assert torch.equal(mm[key], fresh[key])
+    model.load_state_dict(mm, strict=True)
+    x = torch.randn(1, 3, 224, 224)
+    torch.testing.assert_close(model(x, mode='tensor'), tv(x), rtol=0, atol=1e-5)
+    model.backbone.skip = 'base'
+    torch.testing.assert_close(model(x, mode='tensor'), _torchvision_base_net(tv, released)(x), rtol=0, atol=1e-5)
+
+
+def test_released_layout_round_trips_bit_exactly(torchvision_swin_t):
+    _, released = torchvision_swin_t
+    back = layouts.mmpretrain_to_released(layouts.released_to_mmpretrain(released))
+    assert list(back) == list(released)
+    assert all(torch.equal(back[k], released[k]) for k in released)
+    assert list(layouts.convert(released, 'released')) == list(released)
+    det = layouts.convert(released, 'mmdet')
+    assert layouts.detect_layout(det) == 'mmdet' and not any(k.startswith('head') for k in det)
+
+
+def test_model_state_dict_round_trips_through_the_released_layout():
+    model = _tiny_classifier()
+    sd = model.state_dict()
+    released = layouts.mmpretrain_to_released(sd)
+    assert 'features.2.norm_skip.weight' in released and 'features.5.2.norm2_skip.bias' in released
+    assert released['features.1.0.attn.relative_position_index'].dim() == 1
+    back = layouts.released_to_mmpretrain(released)
+    assert list(back) == list(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
+
+
+# ---- cost ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def swin_t_classifier():
+    with torch.no_grad():
+        return _classifier()
+
+
+def test_parameters_match_released_swin_t_adn(swin_t_classifier):
+    params = sum(p.numel() for p in swin_t_classifier.parameters())
+    twins = sum(p.numel() for n, p in swin_t_classifier.named_parameters() if '_skip' in n)
+    assert twins == 14208  # 8832 in mandatory blocks + 5376 in the three merging norms
+    assert abs(params / 1e6 - SPEC_PARAMS_M) < 0.001, params
+
+
+def test_flops_of_super_and_base_net_match_the_spec(swin_t_classifier):
+    x = torch.randn(1, 3, 224, 224)
+    measured = {}
+    for skip in SPEC_GFLOPS:
+        swin_t_classifier.backbone.skip = skip
+        measured[skip] = count_flops(swin_t_classifier, lambda i: swin_t_classifier(i, mode='tensor'), x) / 1e9
+    swin_t_classifier.backbone.skip = 'super'
+    for skip, spec in SPEC_GFLOPS.items():
+        assert abs(measured[skip] - spec) / spec < 0.01, measured
+
+
+# ---- Algorithm 1 -------------------------------------------------------------------------------------------
+
+
+def test_algorithm_1_defaults_give_token_kl_and_reach_the_twins():
+    model = _tiny_classifier().train()
+    inputs = torch.randn(2, 3, 64, 64)
+    samples = [DataSample().set_gt_label(i) for i in range(2)]
+    objective = SubPathDistillation(model, model.loss)
+    assert objective.features == {
+        **{f'backbone.stages.{i}': dict(mode='tokens', levels=None, weight=1.0) for i in range(3)},
+        'head': dict(mode='logits', levels=None, weight=1.0)
+    }
+    losses = objective(inputs, samples)
+    assert set(losses) == {'loss', 'loss_kl_head', *[f'loss_kl_backbone_stages_{i}' for i in range(3)]}
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    backbone = model.backbone
+    for twin, _ in backbone.twin_norm_names():
+        grad = dict(backbone.named_modules())[twin].weight.grad
+        assert grad is not None and grad.abs().sum() > 0, twin
+    assert backbone.skip == 'FFFF'
+
+
+# ---- configs and detection -----------------------------------------------------------------------------------
+
+
+def test_imagenet_config_builds():
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'swin_t_adn_16xb64_in1k.py'))
+    assert cfg.default_scope == 'mmpretrain' and 'mmadn' in cfg.custom_imports.imports
+    assert [h.type for h in cfg.custom_hooks] == ['ADNDistillHook']
+    assert cfg.train_dataloader.dataset.data_root == 'data/imagenet'
+    with DefaultScope.overwrite_default_scope('mmpretrain'), torch.no_grad():
+        model = MMPRETRAIN_MODELS.build(cfg.model)
+    assert isinstance(model.backbone, SwinTransformerADN) and model.backbone.skip == 'FFFF'
+    assert model.backbone.stages[0].blocks[1].ffn.dropout_layer.drop_prob == pytest.approx(0.2 / 11)
+
+
+def test_mask_rcnn_config_builds_trains_and_switches():
+    from mmdet.testing import demo_mm_inputs
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'mask_rcnn_swin_t_adn_fpn_1x_coco.py'))
+    assert cfg.default_scope == 'mmdet' and 'mmadn' in cfg.custom_imports.imports
+    assert [h.type for h in cfg.custom_hooks] == ['ADNDistillHook'] and cfg.custom_hooks[0].features == dict(
+        neck='channel')
+    backbone_cfg = cfg.model.backbone
+    assert backbone_cfg.init_cfg == dict(type='Pretrained', checkpoint='checkpoints/swin_t_adn_in1k.pth',
+                                         prefix='backbone.')
+    assert 'embed_dims' not in backbone_cfg and 'convert_weights' not in backbone_cfg  # mmdet's Swin keys are gone
+    assert not any('http' in str(v) for v in cfg.values() if isinstance(v, str))
+    backbone_cfg.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MMDET_MODELS.build(cfg.model)
+    assert isinstance(model.backbone, SwinTransformerADN) and model.backbone.out_indices == (0, 1, 2, 3)
+    model.init_weights()
+    model.train()
+    torch.manual_seed(0)
+    packed = demo_mm_inputs(batch_size=1, image_shapes=[(3, 224, 224)], num_items=[2], num_classes=80,
+                            with_mask=True)
+    data = model.data_preprocessor(packed, True)
+    feats = {}
+    model.backbone.register_forward_hook(lambda m, i, o: feats.__setitem__(m.skip, o))
+    for skip in ('super', 'base'):
+        set_subnet(model, skip)
+        losses = model(**data, mode='loss')
+        total = sum(v if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k)
+        assert torch.isfinite(total) and {'loss_mask', 'loss_rpn_cls'} <= set(losses), skip
+    assert set(feats) == {'FFFF', 'TTTT'}  # set_subnet reached the detector's backbone
+    for outs in feats.values():  # NCHW, one per out index
+        assert [tuple(o.shape[1:]) for o in outs] == [(96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7)]
+    assert not torch.allclose(feats['FFFF'][3], feats['TTTT'][3])
