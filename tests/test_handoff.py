@@ -4,7 +4,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 from mmadn.datasets import make_classification_folder
 from mmadn.models.utils import check_backbone_fits, classifier_backbone_state
@@ -34,13 +34,13 @@ def trained_r50_classifier(tmp_path_factory):
     return osp.join(work_dir, 'iter_3.pth')
 
 
-def _build_detector(checkpoint):
-    init_default_scope('mmdet')
+def _build_detector(checkpoint, config=DET_CONFIG):
     from mmdet.registry import MODELS
-    cfg = Config.fromfile(DET_CONFIG)
+    cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg.checkpoint = checkpoint
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+        model.init_weights()
     return model
 
 
@@ -86,3 +86,28 @@ def test_check_backbone_fits_names_mis_shaped_tensors():
         check_backbone_fits(ResNetADN(18), state)
     with pytest.raises(ValueError, match='No .backbone'):
         classifier_backbone_state({'fc.weight': torch.zeros(1)})
+
+
+def test_swin_classifier_hands_over_and_detection_only_output_norms_keep_their_init(tmp_path):
+    """Swin's detection backbone has output norms norm0..2 that no classifier has: they may be missing."""
+    from mmpretrain.registry import MODELS
+    swin_det = 'configs/mask_rcnn_swin_t_adn_fpn_1x_coco.py'
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = MODELS.build(
+            dict(type='ImageClassifier', backbone=dict(type='SwinTransformerADN', arch='tiny'),
+                 neck=dict(type='GlobalAveragePooling'), head=dict(type='LinearClsHead', num_classes=10,
+                                                                   in_channels=768)))
+    state = {k: torch.rand_like(v) + 0.5 if v.is_floating_point() else v for k, v in classifier.state_dict().items()}
+    torch.save(dict(meta=dict(), state_dict=state), tmp_path / 'swin_cls.pth')
+    out = tmp_path / 'swin_backbone.pth'
+    _, log = run_tool('tools/model_converters/cls_to_det_backbone.py', tmp_path / 'swin_cls.pth', swin_det, out)
+    assert '6 detection-only output-norm tensors keep their init' in log
+
+    detector = _build_detector(str(out), swin_det)
+    det_state = detector.backbone.state_dict()
+    for key, value in det_state.items():
+        if key.split('.')[0] in ('norm0', 'norm1', 'norm2'):
+            continue
+        assert torch.equal(value, state['backbone.' + key]), key
+    assert torch.equal(det_state['stages.2.blocks.0.norm1_skip.weight'],
+                       state['backbone.stages.2.blocks.0.norm1_skip.weight'])

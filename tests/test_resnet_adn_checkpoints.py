@@ -156,8 +156,8 @@ def test_converter_tool_round_trip(tmp_path):
     released = _released_adn(18)
     src = tmp_path / 'released.pth'
     torch.save(released, src)
-    run_tool('tools/model_converters/resnet_adn_converter.py', src, tmp_path / 'cls.pth', '--to', 'mmpretrain')
-    run_tool('tools/model_converters/resnet_adn_converter.py', tmp_path / 'cls.pth', tmp_path / 'back.pth', '--to',
+    run_tool('tools/model_converters/adn_converter.py', src, tmp_path / 'cls.pth', '--to', 'mmpretrain')
+    run_tool('tools/model_converters/adn_converter.py', tmp_path / 'cls.pth', tmp_path / 'back.pth', '--to',
              'released')
     back = torch.load(tmp_path / 'back.pth', weights_only=True)
     assert list(back) == list(released) and all(torch.equal(back[k], released[k]) for k in released)

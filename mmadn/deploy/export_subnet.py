@@ -13,7 +13,8 @@ from mmcv.cnn import fuse_conv_bn
 from mmengine.config import Config
 from torch import nn
 
-from mmadn.models.backbones.resnet_adn import TWIN_SUFFIX, ResNetADN
+from mmadn.models.backbones.resnet_adn import ResNetADN
+from mmadn.models.utils.adaptive_depth import TWIN_SUFFIX
 from mmadn.models.backbones.static_resnet import StaticResNet
 from mmadn.models.utils import adaptive_backbones
 

@@ -24,7 +24,8 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 from mmadn.models.backbones.resnet_adn_layouts import unwrap_state_dict  # noqa: E402
-from mmadn.models.utils import check_backbone_fits, classifier_backbone_state  # noqa: E402
+from mmadn.models.utils.backbone_handoff import (check_backbone_fits, classifier_backbone_state,  # noqa: E402
+                                                detection_only_keys)
 from mmadn.utils import load_config, safe_torch_load  # noqa: E402
 
 
@@ -49,11 +50,12 @@ def main(argv=None):
     backbone_cfg = cfg.model.backbone.copy()
     backbone_cfg.pop('init_cfg', None)  # built to check the layout only: nothing is loaded into it
     backbone = MODELS.build(backbone_cfg)
+    fresh = detection_only_keys(MODELS.build, backbone_cfg)
 
     checkpoint = safe_torch_load(args.checkpoint)
     state = classifier_backbone_state(unwrap_state_dict(checkpoint))
     try:
-        check_backbone_fits(backbone, state)
+        check_backbone_fits(backbone, state, detection_only=fresh)
     except ValueError as err:
         raise SystemExit(f'{args.checkpoint} -> {args.config}: {err}') from None
 
@@ -62,10 +64,10 @@ def main(argv=None):
         meta.update({k: checkpoint['meta'][k] for k in ('epoch', 'iter', 'mmengine_version') if k in checkpoint['meta']})
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     torch.save(dict(meta=meta, state_dict=state), args.out)
+    kept = f'; {len(fresh)} detection-only output-norm tensors keep their init' if fresh else ''
     print(f'{args.checkpoint}: {len(state)} backbone tensors -> {args.out} (fits {backbone_cfg.type} of '
-          f'{osp.basename(args.config)}).\nTrain the detector with: --cfg-options '
-          f'model.backbone.init_cfg.checkpoint={args.out}')
-
+          f'{osp.basename(args.config)}{kept}).\n'
+          f'Train the detector with: --cfg-options model.backbone.init_cfg.checkpoint={args.out}')
 
 if __name__ == '__main__':
     main()

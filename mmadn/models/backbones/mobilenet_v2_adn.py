@@ -18,8 +18,8 @@ from mmpretrain.models.backbones import MobileNetV2
 from torch import nn
 
 from mmadn.registry import register_model
-from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
-from .resnet_adn import TWIN_SUFFIX, _is_pretrained_init, num_mandatory_blocks
+from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from .resnet_adn import num_mandatory_blocks
 
 # (ConvModule, shared norm name, twin norm name, ConvModule name relative to the backbone)
 _NormSlot = Tuple[ConvModule, str, str, str]
@@ -167,7 +167,7 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
         super().init_weights()
         # A random init starts the twins as copies; a Pretrained init brought its own (or the load hook
         # filled them from the shared norms), so it is left alone.
-        if not _is_pretrained_init(self.init_cfg):
+        if not is_pretrained_init(self.init_cfg):
             self.copy_shared_norms_to_twins()
 
 

@@ -17,9 +17,8 @@ from mmengine.logging import print_log
 from torch import nn
 
 from mmadn.registry import register_model
-from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
+from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
 
-TWIN_SUFFIX = '_skip'
 _NORM_NAME_ATTRS = ('norm1_name', 'norm2_name', 'norm3_name')
 
 
@@ -181,13 +180,8 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         super().init_weights()
         # A random init starts the twins as copies; a Pretrained init brought its own (or the load hook
         # filled them from the shared norms), so it is left alone.
-        if not _is_pretrained_init(self.init_cfg):
+        if not is_pretrained_init(self.init_cfg):
             self.copy_shared_norms_to_twins()
-
-
-def _is_pretrained_init(init_cfg) -> bool:
-    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
-    return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
 
 
 class _ResNetADNStateDictPreHook:
@@ -209,7 +203,7 @@ class _ResNetADNStateDictPreHook:
                     f'The checkpoint loaded into {type(module).__name__} (at prefix {prefix!r}) holds its '
                     f'weights under prefix {other[0]!r}. For a backbone init use '
                     f"init_cfg=dict(type='Pretrained', checkpoint=..., prefix={other[0]!r}); to convert "
-                    'a checkpoint, see tools/model_converters/resnet_adn_converter.py.')
+                    'a checkpoint, see tools/model_converters/adn_converter.py.')
             return
         filled = 0
         for twin, shared in module.twin_norm_names():

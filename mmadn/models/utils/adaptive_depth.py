@@ -12,6 +12,15 @@ SkipType = Union[str, Sequence[bool]]
 
 SKIP_ALIASES = {'super': False, 'base': True}
 
+# Suffix of a switchable norm's twin, the name used by the authors' release (``bn1_skip``, ``ln_1_skip``, ...).
+TWIN_SUFFIX = '_skip'
+
+
+def is_pretrained_init(init_cfg) -> bool:
+    """Whether ``init_cfg`` loads a checkpoint: then the twins come from it (or the load hook), not copies."""
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
+
 
 def _skip_error(skip, num_flags: int, owner: str, why: str) -> ValueError:
     example = 'T' * (num_flags // 2) + 'F' * (num_flags - num_flags // 2)
