@@ -135,6 +135,16 @@ def test_feature_modes_match_their_definitions():
         feature_kl(t, s, 'pixel')
 
 
+def test_tokens_mode_is_the_pooled_term_of_a_token_sequence():
+    t, s = torch.randn(2, 5, 8), torch.randn(2, 5, 8)  # (N, L, C)
+    tokens = feature_kl(t, s, 'tokens', 2.0)
+    as_map = feature_kl(t.transpose(1, 2)[..., None], s.transpose(1, 2)[..., None], 'pooled', 2.0)
+    torch.testing.assert_close(tokens, as_map)
+    torch.testing.assert_close(tokens, _hand_kl(t.mean(1), s.mean(1), 2.0, 1).mean() * 4)
+    with pytest.raises(ValueError, match='expects .N, L, C. token features'):
+        feature_kl(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4), 'tokens')
+
+
 def _detector():
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = _build_detector()

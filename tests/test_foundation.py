@@ -116,7 +116,7 @@ def test_missing_dataset_is_reported_before_building_anything(tmp_path):
                          f'train_dataloader.dataset.data_root={tmp_path}/nowhere', check=False)
     assert code != 0
     assert f'The train dataset is missing: {tmp_path}/nowhere does not exist' in out
-    assert 'make_synthetic_cls.py' in out
+    assert 'make_synthetic_digits.py' in out
     assert not list(tmp_path.glob('*/vis_data'))  # no run was started
 
 

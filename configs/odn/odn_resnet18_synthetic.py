@@ -1,5 +1,5 @@
-# ODN end to end on generated digits (10 classes, 32x32, see mmadn/odn/synthetic.py) on 2 CPU cores in minutes:
-#   python tools/odn/make_synthetic_digits.py data/synthetic_digits
+# ODN end to end on generated digits (10 classes, 32x32, see mmadn/datasets/synthetic_digits.py) on 2 CPU cores in minutes:
+#   python tools/misc/make_synthetic_digits.py data/synthetic_digits
 #   python tools/train.py configs/odn/odn_resnet18_synthetic.py
 #   python tools/odn/extract_subnet.py configs/odn/odn_resnet18_synthetic.py \
 #       work_dirs/odn_resnet18_synthetic/best_depth<D>.pth --shape 32 32

@@ -9,7 +9,7 @@ from .extract import extract, extract_state_dict, extracted_model_cfg, model_sta
 from .heads import ODNClsHead
 from .loop import ODNTrainLoop
 from .resnet_cifar import ODNResNet, blocks_up_to
-from .synthetic import make_digits_folder
+from mmadn.datasets.synthetic_digits import make_digits_folder
 
 __all__ = [
     'ODNResNet', 'ODNClsHead', 'ODNClassifier', 'DepthExpansion', 'Decision', 'ODNTrainLoop', 'extract',

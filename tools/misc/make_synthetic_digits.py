@@ -1,6 +1,6 @@
-"""Generate the ODN demo data: ``python tools/odn/make_synthetic_digits.py [ROOT] [--size 24] ...``.
+"""Generate the classification demo data (ADN and ODN): ``python tools/misc/make_synthetic_digits.py [ROOT] ...``.
 
-Writes mmpretrain CustomDataset folders ROOT/{train,val}/<digit>/*.png (see mmadn/odn/synthetic.py).
+Writes mmpretrain CustomDataset folders ROOT/{train,val}/<digit>/*.png (see mmadn/datasets/synthetic_digits.py).
 """
 import argparse
 import os.path as osp
@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmadn.odn.synthetic import make_digits_folder  # noqa: E402
+from mmadn.datasets import make_digits_folder  # noqa: E402
 
 
 def main():

@@ -1,4 +1,5 @@
-"""Generated digits for ODN demos and tests (no downloads): an SVHN-like task where depth matters.
+"""Generated digits for the classification demos and tests (ADN, ODN; no downloads): an SVHN-like task where
+depth matters.
 
 Each image is one light digit drawn with a random Hershey font, scale, stroke, position and tint over a dark
 noisy gradient. A small network learns it from a few hundred images in a few epochs, and its accuracy grows
