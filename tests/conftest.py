@@ -1,8 +1,10 @@
+import logging
 import os
 import sys
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -19,3 +21,23 @@ def _deterministic():
 @pytest.fixture(scope='session')
 def repo_root():
     return ROOT
+
+
+class _Capture(logging.Handler):
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def log_capture():
+    """The messages logged to mmengine's current logger while the test runs."""
+    logger = MMLogger.get_current_instance()
+    handler = _Capture()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)

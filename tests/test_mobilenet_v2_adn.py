@@ -1,7 +1,6 @@
 """MobileNetV2ADN: equivalence with mmpretrain's MobileNetV2, the blocks and norms of each sub-network, switching,
 released / torchvision checkpoints, FLOPs and parameters, Algorithm 1, the ImageNet config."""
 import copy
-import logging
 import os.path as osp
 
 import pytest
@@ -9,7 +8,6 @@ import torch
 import torchvision
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmpretrain.models.backbones import MobileNetV2
 from mmpretrain.models.backbones.mobilenet_v2 import InvertedResidual
@@ -59,25 +57,6 @@ def _classifier(num_classes=1000, **backbone):
         dict(type='ImageClassifier', backbone=dict(type='MobileNetV2ADN', **backbone),
              neck=dict(type='GlobalAveragePooling'),
              head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=1280)))
-
-
-class _Capture(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def log_capture():
-    logger = MMLogger.get_current_instance()
-    handler = _Capture()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 def test_registered_in_both_libraries():

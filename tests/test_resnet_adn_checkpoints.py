@@ -1,11 +1,9 @@
 """ResNetADN checkpoint interop: plain checkpoints load, released layouts convert bit-exactly both ways."""
-import logging
 from collections import OrderedDict
 
 import pytest
 import torch
 from mmdet.models.backbones import ResNet
-from mmengine.logging import MMLogger
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 from mmadn.models import ResNetADN
@@ -44,25 +42,6 @@ def _released_adn(depth=18, num_classes=10):
     sd['fc.weight'] = torch.randn(num_classes, width)
     sd['fc.bias'] = torch.randn(num_classes)
     return _randomise(sd)
-
-
-class _Capture(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def log_capture():
-    logger = MMLogger.get_current_instance()
-    handler = _Capture()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 @pytest.mark.parametrize('prefix', ['', 'backbone.'])

@@ -1,7 +1,6 @@
 """SwinTransformerADN (Swin-T-ADN, spec section 3): equivalence with mmpretrain's Swin and torchvision's swin_t,
 the blocks and norms each sub-network runs, switching, checkpoints, FLOPs, Algorithm 1, configs and detection."""
 import copy
-import logging
 import os.path as osp
 import time
 from collections import OrderedDict
@@ -10,7 +9,6 @@ import pytest
 import torch
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmpretrain.models.backbones import SwinTransformer
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
@@ -65,25 +63,6 @@ def _tiny_classifier(num_classes=5, **kwargs):
                        loss=dict(type='CrossEntropyLoss'))))
     model.init_weights()
     return model
-
-
-class _Capture(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def log_capture():
-    logger = MMLogger.get_current_instance()
-    handler = _Capture()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 # ---- structure, equivalence, sub-networks --------------------------------------------------------------------

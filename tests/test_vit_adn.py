@@ -21,7 +21,6 @@ from torchvision.models.vision_transformer import VisionTransformer as Torchvisi
 
 from mmadn.analysis.measure import count_flops
 from mmadn.models import SubPathDistillation, VisionTransformerADN
-from mmadn.models.backbones import vit_adn
 from mmadn.models.backbones.vit_adn import ADNTransformerEncoderLayer
 from mmadn.models.backbones.vit_adn_layouts import (convert, detect_layout, mmpretrain_to_released,
                                                      released_to_mmpretrain)
@@ -266,7 +265,7 @@ def test_training_moves_only_the_active_norm_set():
     assert model.layers[3].ln1.weight.grad is not None and model.layers[3].ln1_skip.weight.grad is None
 
 
-def test_random_init_starts_twins_as_copies_and_plain_checkpoint_fills_them(monkeypatch):
+def test_random_init_starts_twins_as_copies_and_plain_checkpoint_fills_them(log_capture):
     model = VisionTransformerADN(**TINY_KW)
     _randomise(model)
     model.init_weights()
@@ -277,9 +276,8 @@ def test_random_init_starts_twins_as_copies_and_plain_checkpoint_fills_them(monk
     # a plain mmpretrain ViT classifier: twins filled from their shared norms, with one warning line
     plain = _randomise(_classifier('VisionTransformer'))
     adn = _classifier()
-    messages = []
-    monkeypatch.setattr(vit_adn, 'print_log', lambda msg, **kw: messages.append(msg))
     adn.load_state_dict(plain.state_dict(), strict=True)
+    messages = [m for m in log_capture if 'twin norms' in m]
     assert len(messages) == 1 and 'initialised 16 of them' in messages[0]
     for twin, shared in adn.backbone.twin_norm_names():
         assert torch.equal(adn.backbone.state_dict()[f'{twin}.weight'], plain.backbone.state_dict()[f'{shared}.weight'])

@@ -13,12 +13,12 @@ import copy
 from typing import Dict, List, Optional, Tuple
 
 from mmcv.cnn import ConvModule
-from mmengine.logging import print_log
 from mmpretrain.models.backbones import MobileNetV2
 from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from ..utils.twin_norm_loading import TwinNormLoadHook
 from .resnet_adn import num_mandatory_blocks
 
 # (ConvModule, shared norm name, twin norm name, ConvModule name relative to the backbone)
@@ -75,7 +75,7 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
         self._applied: List[Optional[bool]] = [None] * num_flags  # what each flag's modules are set to now
         self._skip_flags = flags
         self._apply_skip(flags)
-        self.register_load_state_dict_pre_hook(_MobileNetV2ADNStateDictPreHook())
+        self.register_load_state_dict_pre_hook(TwinNormLoadHook(probe='layer2.0.conv.0.conv.weight', family='MobileNetV2'))
 
     def make_layer(self, out_channels, num_blocks, stride, expand_ratio) -> nn.Sequential:
         stage = super().make_layer(out_channels, num_blocks, stride, expand_ratio)
@@ -170,41 +170,3 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
         if not is_pretrained_init(self.init_cfg):
             self.copy_shared_norms_to_twins()
 
-
-class _MobileNetV2ADNStateDictPreHook:
-    """Prepares any state dict loaded into a MobileNetV2ADN.
-
-    - Twins missing from the checkpoint (a plain MobileNetV2 checkpoint) are filled from their shared norms, and
-      the user is told once, in one line, instead of getting a missing key per twin.
-    - A checkpoint that holds the backbone under another prefix is refused with the prefix to use.
-    """
-
-    _PROBE = 'layer2.0.conv.0.conv.weight'
-
-    def __call__(self, module: MobileNetV2ADN, state_dict, prefix, local_metadata, strict, missing_keys,
-                 unexpected_keys, error_msgs) -> None:
-        if prefix + self._PROBE not in state_dict:
-            other = sorted(k[:-len(self._PROBE)] for k in state_dict if k.endswith(self._PROBE))
-            if other:
-                raise ValueError(
-                    f'The checkpoint loaded into {type(module).__name__} (at prefix {prefix!r}) holds its '
-                    f'weights under prefix {other[0]!r}. For a backbone init use '
-                    f"init_cfg=dict(type='Pretrained', checkpoint=..., prefix={other[0]!r}); to convert a "
-                    'released or torchvision checkpoint, see mmadn.models.backbones.mobilenet_v2_adn_layouts.')
-            return
-        filled = 0
-        for twin, shared in module.twin_norm_names():
-            twin_prefix, shared_prefix = f'{prefix}{twin}.', f'{prefix}{shared}.'
-            if any(k.startswith(twin_prefix) for k in state_dict):
-                continue
-            shared_keys = [k for k in state_dict if k.startswith(shared_prefix)]
-            for key in shared_keys:
-                state_dict[twin_prefix + key[len(shared_prefix):]] = state_dict[key]
-            filled += bool(shared_keys)
-        if filled:
-            print_log(
-                f'{type(module).__name__}: the checkpoint has no skip-aware twin norms (*{TWIN_SUFFIX}); '
-                f'initialised {filled} of them as copies of their shared norms (expected for a plain MobileNetV2 '
-                'checkpoint: train them with norm_eval=False or recalibrate them).',
-                logger='current',
-                level=30)

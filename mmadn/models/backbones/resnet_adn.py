@@ -13,11 +13,11 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmdet.models.backbones.resnet import ResNet
 from mmdet.models.layers import ResLayer
-from mmengine.logging import print_log
 from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from ..utils.twin_norm_loading import TwinNormLoadHook
 
 _NORM_NAME_ATTRS = ('norm1_name', 'norm2_name', 'norm3_name')
 
@@ -121,7 +121,7 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         self._stage_list = [getattr(self, name) for name in self.res_layers]  # plain list: not registered twice
         self._skip_flags = flags
         self._apply_skip(flags)
-        self.register_load_state_dict_pre_hook(_ResNetADNStateDictPreHook())
+        self.register_load_state_dict_pre_hook(TwinNormLoadHook(probe='layer1.0.conv1.weight', family='ResNet'))
 
     def make_res_layer(self, **kwargs) -> ADNResLayer:
         stage = len(self.res_layers)  # make_res_layer is called once per stage, in order
@@ -183,41 +183,3 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         if not is_pretrained_init(self.init_cfg):
             self.copy_shared_norms_to_twins()
 
-
-class _ResNetADNStateDictPreHook:
-    """Prepares any state dict loaded into a ResNetADN.
-
-    - Twins missing from the checkpoint (a plain ResNet checkpoint) are filled from their shared norms, and the
-      user is told once, in one line, instead of getting a missing key per twin.
-    - A checkpoint that holds the backbone under another prefix is refused with the prefix to use.
-    """
-
-    _PROBE = 'layer1.0.conv1.weight'
-
-    def __call__(self, module: ResNetADN, state_dict, prefix, local_metadata, strict, missing_keys,
-                 unexpected_keys, error_msgs) -> None:
-        if prefix + self._PROBE not in state_dict:
-            other = sorted(k[:-len(self._PROBE)] for k in state_dict if k.endswith(self._PROBE))
-            if other:
-                raise ValueError(
-                    f'The checkpoint loaded into {type(module).__name__} (at prefix {prefix!r}) holds its '
-                    f'weights under prefix {other[0]!r}. For a backbone init use '
-                    f"init_cfg=dict(type='Pretrained', checkpoint=..., prefix={other[0]!r}); to convert "
-                    'a checkpoint, see tools/model_converters/adn_converter.py.')
-            return
-        filled = 0
-        for twin, shared in module.twin_norm_names():
-            twin_prefix, shared_prefix = f'{prefix}{twin}.', f'{prefix}{shared}.'
-            if any(k.startswith(twin_prefix) for k in state_dict):
-                continue
-            shared_keys = [k for k in state_dict if k.startswith(shared_prefix)]
-            for key in shared_keys:
-                state_dict[twin_prefix + key[len(shared_prefix):]] = state_dict[key]
-            filled += bool(shared_keys)
-        if filled:
-            print_log(
-                f'{type(module).__name__}: the checkpoint has no skip-aware twin norms (*{TWIN_SUFFIX}); '
-                f'initialised {filled} of them as copies of their shared norms (expected for a plain ResNet '
-                'checkpoint: train them with norm_eval=False or recalibrate them).',
-                logger='current',
-                level=30)

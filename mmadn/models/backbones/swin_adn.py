@@ -12,12 +12,12 @@ import itertools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmcv.cnn.bricks.transformer import PatchMerging
-from mmengine.logging import print_log
 from mmpretrain.models.backbones.swin_transformer import SwinBlock, SwinBlockSequence, SwinTransformer
 from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from ..utils.twin_norm_loading import TwinNormLoadHook
 from .resnet_adn import num_mandatory_blocks
 
 
@@ -161,7 +161,9 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
                 self._merging_slots.append((merging, index + 1))
         self._skip_flags = flags
         self._apply_skip(flags)
-        self.register_load_state_dict_pre_hook(_SwinADNStateDictPreHook())
+        self.register_load_state_dict_pre_hook(
+            _SwinTwinNormLoadHook(probe='patch_embed.projection.weight', family='Swin',
+                                  foreign_keys=('features.1.0.attn.relative_position_bias_table', )))
 
     @classmethod
     def _arch_depths(cls, arch) -> List[int]:
@@ -238,29 +240,11 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
         return super().get_layer_depth(param_name.replace('.norm' + TWIN_SUFFIX + '.', '.norm.'), prefix)
 
 
-class _SwinADNStateDictPreHook:
-    """Prepares any state dict loaded into a SwinTransformerADN.
+class _SwinTwinNormLoadHook(TwinNormLoadHook):
+    """Also applies mmpretrain's conversions of old Swin checkpoints (v1 ``norm.``, v2 ``attn_mask``), which
+    mmpretrain applies only to its exact class."""
 
-    - Twins missing from the checkpoint (a plain mmpretrain Swin) are filled from their shared norms, and the user
-      is told once, in one line, instead of getting a missing key per twin.
-    - A checkpoint holding the backbone under another prefix is refused with the prefix to use.
-    - mmpretrain's own conversions of old Swin checkpoints (v1 ``norm.``, v2 ``attn_mask``), which it applies
-      only to its exact class, are applied here too.
-    """
-
-    _PROBE = 'patch_embed.projection.weight'
-
-    def __call__(self, module: SwinTransformerADN, state_dict, prefix, local_metadata, strict, missing_keys,
-                 unexpected_keys, error_msgs) -> None:
-        if prefix + self._PROBE not in state_dict:
-            other = sorted(k[:-len(self._PROBE)] for k in state_dict if k.endswith(self._PROBE))
-            if other:
-                raise ValueError(
-                    f'The checkpoint loaded into {type(module).__name__} (at prefix {prefix!r}) holds its weights '
-                    f"under prefix {other[0]!r}. For a backbone init use init_cfg=dict(type='Pretrained', "
-                    f'checkpoint=..., prefix={other[0]!r}); a released (torchvision-named) Swin-T-ADN must be '
-                    'converted first (mmadn.models.backbones.swin_adn_layouts.convert).')
-            return
+    def upgrade(self, module, state_dict, prefix, local_metadata) -> None:
         version = local_metadata.get('version', None)
         if version is None or version < 2:
             last = f'norm{len(module.stages) - 1}.'
@@ -269,19 +253,3 @@ class _SwinADNStateDictPreHook:
         if version is None or version < 3:
             for key in [k for k in state_dict if k.startswith(prefix) and 'attn_mask' in k]:
                 del state_dict[key]
-        filled = 0
-        for twin, shared in module.twin_norm_names():
-            twin_prefix, shared_prefix = f'{prefix}{twin}.', f'{prefix}{shared}.'
-            if any(k.startswith(twin_prefix) for k in state_dict):
-                continue
-            shared_keys = [k for k in state_dict if k.startswith(shared_prefix)]
-            for key in shared_keys:
-                state_dict[twin_prefix + key[len(shared_prefix):]] = state_dict[key]
-            filled += bool(shared_keys)
-        if filled:
-            print_log(
-                f'{type(module).__name__}: the checkpoint has no skip-aware twin norms (*{TWIN_SUFFIX}); '
-                f'initialised {filled} of them as copies of their shared norms (expected for a plain Swin '
-                'checkpoint: the base-net needs ADN training before its twins are meaningful).',
-                logger='current',
-                level=30)

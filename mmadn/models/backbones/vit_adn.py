@@ -13,7 +13,6 @@ import math
 from typing import Dict, List, Optional, Tuple
 
 import torch
-from mmengine.logging import print_log
 from mmengine.model import ModuleList
 from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
@@ -22,6 +21,7 @@ from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from ..utils.twin_norm_loading import TwinNormLoadHook
 
 _BLOCK_NORMS = ('ln1', 'ln2')
 
@@ -114,7 +114,8 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
         self._skipped_layers: Tuple[bool, ...] = (False, ) * num_layers
         self._skip_flags = flags
         self._apply_skip(flags)
-        self.register_load_state_dict_pre_hook(_ViTADNStateDictPreHook())
+        self.register_load_state_dict_pre_hook(TwinNormLoadHook(probe='patch_embed.projection.weight', family='ViT',
+                                                                foreign_keys=('conv_proj.weight', 'encoder.pos_embedding')))
 
     @classmethod
     def _num_layers_of(cls, arch) -> int:
@@ -222,45 +223,3 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
                 outs.append(self._format_output(x, patch_resolution))
         return tuple(outs)
 
-
-class _ViTADNStateDictPreHook:
-    """Prepares any state dict loaded into a VisionTransformerADN.
-
-    - Twins missing from the checkpoint (a plain mmpretrain ViT) are filled from their shared norms, and the
-      user is told once, in one line, instead of getting a missing key per twin.
-    - A checkpoint that holds the backbone under another prefix is refused with the prefix to use.
-    """
-
-    _PROBE = 'patch_embed.projection.weight'
-
-    def __call__(self, module: VisionTransformerADN, state_dict, prefix, local_metadata, strict, missing_keys,
-                 unexpected_keys, error_msgs) -> None:
-        if prefix + self._PROBE not in state_dict:
-            other = sorted(k[:-len(self._PROBE)] for k in state_dict if k.endswith(self._PROBE))
-            if other:
-                raise ValueError(
-                    f'The checkpoint loaded into {type(module).__name__} (at prefix {prefix!r}) holds its '
-                    f'weights under prefix {other[0]!r}. For a backbone init use '
-                    f"init_cfg=dict(type='Pretrained', checkpoint=..., prefix={other[0]!r}).")
-            if 'conv_proj.weight' in state_dict or 'encoder.pos_embedding' in state_dict:
-                raise ValueError(
-                    f'The checkpoint loaded into {type(module).__name__} has torchvision / released ViT-ADN '
-                    'names (conv_proj, encoder.layers...); convert it first with '
-                    'mmadn.models.backbones.vit_adn_layouts.released_to_mmpretrain.')
-            return
-        filled = 0
-        for twin, shared in module.twin_norm_names():
-            twin_prefix, shared_prefix = f'{prefix}{twin}.', f'{prefix}{shared}.'
-            if any(k.startswith(twin_prefix) for k in state_dict):
-                continue
-            shared_keys = [k for k in state_dict if k.startswith(shared_prefix)]
-            for key in shared_keys:
-                state_dict[twin_prefix + key[len(shared_prefix):]] = state_dict[key]
-            filled += bool(shared_keys)
-        if filled:
-            print_log(
-                f'{type(module).__name__}: the checkpoint has no skip-aware twin norms (*{TWIN_SUFFIX}); '
-                f'initialised {filled} of them as copies of their shared norms (expected for a plain ViT '
-                'checkpoint: the base-net needs ADN training before its accuracy means anything).',
-                logger='current',
-                level=30)
