@@ -7,7 +7,7 @@ _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmadn'], allow_failed_imports=False)
 
 # ImageNet-pretrained ResNet-50-ADN in mmpretrain's layout (configs/resnet50_adn_4xb64_in1k.py, or a released
-# model converted by tools/model_converters/resnet_adn_converter.py --to mmpretrain). Local path: no downloads.
+# model converted by tools/model_converters/adn_converter.py --to mmpretrain). Local path: no downloads.
 adn_imagenet_checkpoint = 'checkpoints/resnet50_adn_in1k.pth'
 
 model = dict(

@@ -66,3 +66,20 @@ def test_an_unknown_checkpoint_is_refused_naming_every_architecture(tmp_path):
     assert code != 0 and 'No ADN architecture recognises' in log
     assert all(arch in log for arch in CLASSIFIERS)
     assert not (tmp_path / 'x.pth').exists()
+
+
+@pytest.mark.parametrize('arch, build', [('resnet', 'resnet18'), ('mobilenet_v2', 'mobilenet_v2'),
+                                         ('swin', 'swin_t'), ('vit', 'vit_b_32')])
+def test_plain_torchvision_models_are_told_apart(arch, build):
+    # torchvision's MobileNetV2 and Swin both number their modules features.N: a probe shared by two
+    # architectures once sent a released Swin to the MobileNetV2 converter.
+    import importlib.util
+
+    import torchvision
+
+    from ._cli import ROOT
+    spec = importlib.util.spec_from_file_location('adn_converter', f'{ROOT}/{TOOL}')
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    state = getattr(torchvision.models, build)().state_dict()
+    assert converter.detect_arch(state) == (arch, 'torchvision')

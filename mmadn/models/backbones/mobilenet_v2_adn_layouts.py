@@ -31,9 +31,10 @@ from mmpretrain.models.backbones import MobileNetV2
 from .resnet_adn import num_mandatory_blocks
 
 LAYOUTS = ('released', 'torchvision', 'mmpretrain')
+# Probes name keys only MobileNetV2 has: torchvision's Swin, for one, also has 'features.0.0.weight'.
 _PROBES = {
     'released': 'features.0.conv_layer.weight',
-    'torchvision': 'features.0.0.weight',
+    'torchvision': 'features.1.conv.0.0.weight',
     'mmpretrain': 'backbone.conv1.conv.weight',
 }
 
