@@ -1,10 +1,9 @@
-"""Generated digits for the classification demos and tests (ADN, ODN; no downloads): an SVHN-like task where
-depth matters.
+"""Generated digits for the classification demos and tests (ADN, ODN; no downloads): an SVHN-like task.
 
 Each image is one light digit drawn with a random Hershey font, scale, stroke, position and tint over a dark
-noisy gradient. A small network learns it from a few hundred images in a few epochs, and its accuracy grows
-with depth: one residual block sees only stroke fragments (a 7x7 receptive field before global pooling), a
-few blocks see whole digits.
+noisy gradient, among small distractor digits of other classes. A small network learns it from a few hundred
+images in a few epochs (ODN's quarter-width CIFAR ResNet-18 reaches 98.8 % with one residual block:
+docs/odn.md).
 """
 import os
 import os.path as osp
