@@ -64,3 +64,36 @@ def test_classification_config_builds(path):
         assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0.0
         assert cfg.custom_hooks[0].logits_topk == 500
         assert cfg.model.head.loss.type == 'LabelSmoothLoss'
+
+
+@pytest.mark.parametrize('name', ['faster_rcnn_r50_adn_fpn_1x_coco.py', 'mask_rcnn_r50_adn_fpn_1x_coco.py',
+                                  'retinanet_r50_adn_fpn_1x_coco.py'])
+def test_detection_config_takes_an_algorithm1_step_with_its_own_hook_settings(name):
+    """Two-stage and single-stage stock detectors alike: the config's hook settings give a KL term per neck level
+    on top of the task losses, and one backward reaches the base-net's twin norms."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+
+    from mmadn.models import SubPathDistillation
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', name))
+    # zero-initialised residual branches make super- and base-net coincide (KL 0, no gradient): start apart
+    cfg.model.backbone.update(init_cfg=None, zero_init_residual=False)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    hook = {k: v for k, v in cfg.custom_hooks[0].items() if k != 'type'}
+    objective = SubPathDistillation(model, model.loss, **hook)
+    torch.manual_seed(0)
+    packed = demo_mm_inputs(batch_size=2, image_shapes=[(3, 128, 128)] * 2, num_items=[2, 2], num_classes=80,
+                            with_mask='mask' in name)
+    data = model.data_preprocessor(packed, True)
+    losses = objective(data['inputs'], data['data_samples'])
+    num_levels = cfg.model.neck.num_outs
+    assert sorted(k for k in losses if k.startswith('loss_kl')) == [f'loss_kl_neck_{i}' for i in range(num_levels)]
+    total = sum(v if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total) and all(losses[f'loss_kl_neck_{i}'] > 0 for i in range(num_levels))
+    total.backward()
+    twin = model.backbone.layer3[0].bn1_skip.weight  # a twin is used by the base-net only
+    assert twin.grad is not None and twin.grad.abs().sum() > 0
