@@ -1,6 +1,6 @@
 """Measured in one run on this machine: what ADN's depth switching costs and saves.
 
-    python bench/bench_adn.py [--size 512 512] [--runs 7] [--train-size 320] [--train-iters 5]
+    python bench/bench_adn.py [--size 512 512] [--runs 7] [--train-size 320] [--train-iters 5] [--channels-last]
 
 Prints, for the ResNet-50-ADN backbone at a detection input size:
   1. every sub-network's latency relative to the super-net, beside its FLOPs ratio;
@@ -52,12 +52,13 @@ def interleaved_ms(fns: dict, runs: int, warmup: int = 1) -> dict:
 
 
 @torch.no_grad()
-def bench_backbone(size, runs):
+def bench_backbone(size, runs, memory_format):
     adn = ResNetADN(50, out_indices=(0, 1, 2, 3)).eval()
     plain = ResNet(50, out_indices=(0, 1, 2, 3))
     plain.eval()  # mmdet's ResNet.train() returns None, so no chaining
     plain.load_state_dict({k: v for k, v in adn.state_dict().items() if '_skip' not in k})
-    x = torch.randn(1, 3, *size)
+    adn, plain = adn.to(memory_format=memory_format), plain.to(memory_format=memory_format)
+    x = torch.randn(1, 3, *size).to(memory_format=memory_format)
 
     def run(skip):
         def fn():
@@ -84,12 +85,12 @@ def bench_backbone(size, runs):
 
 
 @torch.no_grad()
-def bench_breakdown(size, runs):
+def bench_breakdown(size, runs, memory_format):
     """Time and FLOPs of the parts of the super-net: the always-run part (stem, mandatory blocks) and the
     skippable part of each stage. Skipping saves the skippable part's time, so when it runs at a higher
     GFLOP/s than the always-run part, the latency saved is less than the FLOPs saved."""
-    adn = ResNetADN(50, out_indices=(0, 1, 2, 3)).eval()
-    x = torch.randn(1, 3, *size)
+    adn = ResNetADN(50, out_indices=(0, 1, 2, 3)).eval().to(memory_format=memory_format)
+    x = torch.randn(1, 3, *size).to(memory_format=memory_format)
     parts = {'stem': (lambda t: adn.maxpool(adn.relu(adn.norm1(adn.conv1(t)))), x)}
     feat = parts['stem'][0](x)
     for name, stage in zip(adn.res_layers, adn.stages):
@@ -118,7 +119,7 @@ def bench_breakdown(size, runs):
     fused = {}
     for skip in ('FFFF', 'TTTT'):
         adn.skip = skip
-        fused[skip] = export_backbone(adn, fuse=True)[1].eval()
+        fused[skip] = export_backbone(adn, fuse=True)[1].eval().to(memory_format=memory_format)
     fused_flops = {k: count_flops(m, m, x) for k, m in fused.items()}
     fused_ms = interleaved_ms({k: (lambda m=m: m(x)) for k, m in fused.items()}, runs)
     fr, lr = fused_flops['TTTT'] / fused_flops['FFFF'], fused_ms['TTTT'] / fused_ms['FFFF']
@@ -200,11 +201,16 @@ def main():
     parser.add_argument('--runs', type=int, default=7)
     parser.add_argument('--train-size', type=int, default=320)
     parser.add_argument('--train-iters', type=int, default=5)
+    parser.add_argument('--channels-last', action='store_true',
+                        help='run the backbone sections in channels-last memory format')
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f'# ADN benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads')
-    bench_backbone(tuple(args.size), args.runs)
-    bench_breakdown(tuple(args.size), args.runs)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    if args.channels_last:
+        print('channels-last memory format (oneDNN NHWC kernels) for sections 1-2')
+    bench_backbone(tuple(args.size), args.runs, memory_format)
+    bench_breakdown(tuple(args.size), args.runs, memory_format)
     bench_switch()
     bench_training(args.train_size, args.train_iters)
 
