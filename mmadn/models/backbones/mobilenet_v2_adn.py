@@ -75,7 +75,8 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
         self._applied: List[Optional[bool]] = [None] * num_flags  # what each flag's modules are set to now
         self._skip_flags = flags
         self._apply_skip(flags)
-        self.register_load_state_dict_pre_hook(TwinNormLoadHook(probe='layer2.0.conv.0.conv.weight', family='MobileNetV2'))
+        self.register_load_state_dict_pre_hook(
+            TwinNormLoadHook(probe='layer2.0.conv.0.conv.weight', family='MobileNetV2'))
 
     def make_layer(self, out_channels, num_blocks, stride, expand_ratio) -> nn.Sequential:
         stage = super().make_layer(out_channels, num_blocks, stride, expand_ratio)

@@ -114,8 +114,9 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
         self._skipped_layers: Tuple[bool, ...] = (False, ) * num_layers
         self._skip_flags = flags
         self._apply_skip(flags)
-        self.register_load_state_dict_pre_hook(TwinNormLoadHook(probe='patch_embed.projection.weight', family='ViT',
-                                                                foreign_keys=('conv_proj.weight', 'encoder.pos_embedding')))
+        self.register_load_state_dict_pre_hook(
+            TwinNormLoadHook(probe='patch_embed.projection.weight', family='ViT',
+                             foreign_keys=('conv_proj.weight', 'encoder.pos_embedding')))
 
     @classmethod
     def _num_layers_of(cls, arch) -> int:

@@ -44,7 +44,7 @@ class TwinNormLoadHook:
                 f'The checkpoint loaded into {type(module).__name__} (at prefix {prefix!r}) holds its weights '
                 f"under prefix {other[0]!r}. For a backbone init use init_cfg=dict(type='Pretrained', "
                 f'checkpoint=..., prefix={other[0]!r}); to convert a checkpoint, see {CONVERTER}.')
-        if any(k.endswith(self.foreign_keys) for k in state_dict) and self.foreign_keys:
+        if self.foreign_keys and any(k.endswith(self.foreign_keys) for k in state_dict):
             raise ValueError(
                 f'The checkpoint loaded into {type(module).__name__} has torchvision / released {self.family}-ADN '
                 f'names ({", ".join(self.foreign_keys)}, ...); convert it first: python {CONVERTER} SRC DST '
