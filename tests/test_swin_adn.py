@@ -294,6 +294,12 @@ def test_checkpoint_under_another_prefix_is_refused_with_the_fix(tmp_path):
         model.init_weights()
 
 
+
+def test_an_unconverted_released_checkpoint_is_refused_with_the_converter_named():
+    released = layouts.mmpretrain_to_released(_tiny_classifier().state_dict())
+    with pytest.raises(ValueError, match='torchvision / released Swin-ADN names.*adn_converter.py'):
+        SwinTransformerADN(**_tiny_kwargs()).load_state_dict(released)
+
 def test_merging_permutation_maps_torchvision_concat_to_unfold_order():
     c, x = 3, torch.randn(1, 4, 4, 3)  # (N, H, W, C)
     tv = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
