@@ -18,6 +18,7 @@ from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from ..utils.norm_checkpoint import checkpoint_with_norms, disable_block_checkpointing
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .resnet_adn import num_mandatory_blocks
 
@@ -25,7 +26,29 @@ from .resnet_adn import num_mandatory_blocks
 _NormSlot = Tuple[ConvModule, str, str, str]
 
 
-class ADNInvertedResidualStage(nn.Sequential):
+class _InvertedResidualStage(nn.Sequential):
+    """A stage of inverted-residual blocks that does their checkpointing (``with_cp``) itself, with the norm
+    selection of the forward (see ``norm_checkpoint``): its blocks' norms follow a skip flag, and a block
+    checkpointing itself would re-read them in backward. A plain ``nn.Sequential`` in the state dict."""
+
+    with_cp = False
+
+    def num_active(self) -> int:
+        return len(self)
+
+    def forward(self, x):
+        num_active = self.num_active()
+        for index, block in enumerate(self):
+            if index == num_active:
+                break
+            if self.with_cp and x.requires_grad:  # mmpretrain's condition for checkpointing a block
+                x = checkpoint_with_norms(block, self._cp_slots[index], x)
+            else:
+                x = block(x)
+        return x
+
+
+class ADNInvertedResidualStage(_InvertedResidualStage):
     """A stage of inverted-residual blocks whose blocks after the first ``num_mandatory`` can be skipped.
 
     A plain ``nn.Sequential`` in the state dict (``layerS.B.*``), so checkpoint names do not change.
@@ -43,13 +66,8 @@ class ADNInvertedResidualStage(nn.Sequential):
     def is_skippable(self) -> bool:
         return self.num_mandatory < len(self)
 
-    def forward(self, x):
-        num_active = self.num_mandatory if self.skip else len(self)
-        for index, block in enumerate(self):
-            if index == num_active:
-                break
-            x = block(x)
-        return x
+    def num_active(self) -> int:
+        return self.num_mandatory if self.skip else len(self)
 
 
 @register_model
@@ -72,6 +90,7 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
         super().__init__(**kwargs)
         self.num_skip_flags = num_flags
         self._flag_stages, self._flag_slots = self._add_twin_norms()
+        self._setup_checkpointing()
         self._applied: List[Optional[bool]] = [None] * num_flags  # what each flag's modules are set to now
         self._skip_flags = flags
         self._apply_skip(flags)
@@ -81,7 +100,7 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
     def make_layer(self, out_channels, num_blocks, stride, expand_ratio) -> nn.Sequential:
         stage = super().make_layer(out_channels, num_blocks, stride, expand_ratio)
         if num_blocks < 2:  # a single block cannot be split: a plain stage whose norms follow a neighbour's flag
-            return stage
+            return _InvertedResidualStage(*stage)
         return ADNInvertedResidualStage(*stage, num_mandatory=num_mandatory_blocks(num_blocks))
 
     def _stage_flags(self) -> List[Tuple[str, int]]:
@@ -115,6 +134,16 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
                     unit.add_module(shared + TWIN_SUFFIX, copy.deepcopy(unit.norm))
                     slots[flag].append((unit, shared, shared + TWIN_SUFFIX, sub_name))
         return stages, slots
+
+    def _setup_checkpointing(self) -> None:
+        """Move ``with_cp`` from the blocks to their stages, which know each block's switchable norm units."""
+        switchable = {id(unit) for flag_slots in self._flag_slots for unit, *_ in flag_slots}
+        for name in self.layers:
+            stage = getattr(self, name)
+            if isinstance(stage, _InvertedResidualStage):
+                stage.with_cp = disable_block_checkpointing(stage)
+                stage._cp_slots = [[(unit, 'norm_name') for unit in block.modules() if id(unit) in switchable]
+                                   for block in stage]
 
     def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
         for index, flag in enumerate(flags):

@@ -17,6 +17,7 @@ from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from ..utils.norm_checkpoint import checkpoint_with_norms
 from ..utils.twin_norm_loading import TwinNormLoadHook
 
 _NORM_NAME_ATTRS = ('norm1_name', 'norm2_name', 'norm3_name')
@@ -34,12 +35,15 @@ class ADNResLayer(ResLayer):
     through ``normK_name``, so selecting the twins is a string assignment: nothing is rebuilt or copied.
     """
 
-    def __init__(self, *args, num_mandatory: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, num_mandatory: int, with_cp: bool = False, **kwargs) -> None:
+        # The stage checkpoints its blocks itself (see ``forward``): a block checkpointing itself would re-read
+        # its norm names in backward, after Algorithm 1 has switched them to another sub-network.
+        super().__init__(*args, with_cp=False, **kwargs)
         if not 1 <= num_mandatory <= len(self):
             raise ValueError(f'num_mandatory must be in [1, {len(self)}] for a stage of {len(self)} blocks, '
                              f'got {num_mandatory}')
         self.num_mandatory = num_mandatory
+        self.with_cp = with_cp
         self.skip = False
         # (block, 'normK_name', shared name, twin name) for every switchable norm: a switch only rewrites these
         self._norm_slots: List[Tuple[nn.Module, str, str, str]] = []
@@ -52,6 +56,8 @@ class ADNResLayer(ResLayer):
                 for attr, name in block.shared_norm_names.items():
                     block.add_module(name + TWIN_SUFFIX, copy.deepcopy(getattr(block, name)))
                     self._norm_slots.append((block, attr, name, name + TWIN_SUFFIX))
+        # per block, the (block, 'normK_name') slots a checkpointed recomputation must see as in forward
+        self._cp_slots = [[(b, attr) for b, attr, _, _ in self._norm_slots if b is block] for block in self]
 
     @property
     def is_skippable(self) -> bool:
@@ -81,7 +87,10 @@ class ADNResLayer(ResLayer):
         for index, block in enumerate(self):
             if index == num_active:
                 break
-            x = block(x)
+            if self.with_cp and x.requires_grad:  # mmdet's condition for checkpointing a block
+                x = checkpoint_with_norms(block, self._cp_slots[index], x)
+            else:
+                x = block(x)
         return x
 
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from ..utils.norm_checkpoint import checkpoint_with_norms, disable_block_checkpointing
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .resnet_adn import num_mandatory_blocks
 
@@ -76,6 +77,10 @@ class ADNSwinBlockSequence(SwinBlockSequence):
             for block in itertools.islice(self.blocks, num_mandatory):
                 _promote(block, ADNSwinBlock)
                 self._switchable_blocks.append(block)
+        # The stage checkpoints its blocks (with_cp) with the norm selection of the forward (norm_checkpoint).
+        self.with_cp = disable_block_checkpointing(self.blocks)
+        self._cp_slots = [[(block, name + '_name') for name in block._switchable]
+                          if isinstance(block, ADNSwinBlock) else [] for block in self.blocks]
 
     @property
     def is_skippable(self) -> bool:
@@ -97,7 +102,10 @@ class ADNSwinBlockSequence(SwinBlockSequence):
         for index, block in enumerate(self.blocks):
             if index == num_active:
                 break
-            x = block(x, in_shape)
+            if self.with_cp and x.requires_grad:  # mmpretrain's condition for checkpointing a block
+                x = checkpoint_with_norms(block, self._cp_slots[index], x, in_shape)
+            else:
+                x = block(x, in_shape)
         if self.downsample is not None and do_downsample:
             x, out_shape = self.downsample(x, in_shape)
         else:
