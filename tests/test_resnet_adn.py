@@ -131,6 +131,22 @@ def test_random_init_starts_twins_as_copies_of_shared_norms():
             assert torch.equal(sd[f'{twin}.{k}'], sd[f'{shared}.{k}'])
 
 
+@pytest.mark.parametrize('depth, last', [(18, 'bn2'), (50, 'bn3')])
+@pytest.mark.parametrize('skip', ['base', 'TFTF'])
+def test_zero_init_residual_holds_whatever_the_skip_at_init(depth, last, skip):
+    """mmdet zero-inits a block's last norm by its name (norm2 / norm3), which a skipping stage points at the twin."""
+    model = ResNetADN(depth, zero_init_residual=True, skip=skip)
+    model.init_weights()
+    assert model.skip == ('TTTT' if skip == 'base' else skip)
+    for stage in model.stages:
+        for index, block in enumerate(stage):
+            norms = [block._modules[n] for n in (last, last + '_skip') if n in block._modules]
+            for norm in norms:
+                assert torch.all(norm.weight == 0) and torch.all(norm.bias == 0)
+            assert len(norms) == (2 if index < stage.num_mandatory else 1)  # the twin too, where there is one
+            assert torch.all(block.bn1.weight == 1)
+
+
 @pytest.mark.parametrize('bad', ['TTF', 'TTFQ', 110, 'all'])
 def test_invalid_skip_fails_at_build_and_at_switch(bad):
     with pytest.raises(ValueError, match='4 skippable stages'):

@@ -186,7 +186,11 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         return self  # mmdet's returns None; nn.Module.train returns self, so model.eval() chains again
 
     def init_weights(self) -> None:
-        super().init_weights()
+        # As the super-net: mmdet's zero_init_residual reaches the last norm of a block by its name (norm2 / norm3),
+        # which points at the twin in a skipping stage, and copying the shared norms to the twins below would undo
+        # it. Initialised like this, both norm sets start with it.
+        with self.switch('super'):
+            super().init_weights()
         # A random init starts the twins as copies; a Pretrained init brought its own (or the load hook
         # filled them from the shared norms), so it is left alone.
         if not is_pretrained_init(self.init_cfg):
