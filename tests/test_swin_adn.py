@@ -2,6 +2,7 @@
 the blocks and norms each sub-network runs, switching, checkpoints, FLOPs, Algorithm 1, configs and detection."""
 import copy
 import os.path as osp
+import re
 import time
 from collections import OrderedDict
 
@@ -297,8 +298,14 @@ def test_checkpoint_under_another_prefix_is_refused_with_the_fix(tmp_path):
 
 def test_an_unconverted_released_checkpoint_is_refused_with_the_converter_named():
     released = layouts.mmpretrain_to_released(_tiny_classifier().state_dict())
-    with pytest.raises(ValueError, match='torchvision / released Swin-ADN names.*adn_converter.py'):
-        SwinTransformerADN(**_tiny_kwargs()).load_state_dict(released)
+    assert layouts.detect_layout(released) == 'released'
+    torchvision_names = {(k.replace('pre.', 'features.0.', 1) if k.startswith('pre.') else re.sub(
+        r'^features\.(\d+)', lambda m: f'features.{int(m.group(1)) + 1}', k)): v for k, v in released.items()}
+    assert layouts.detect_layout(torchvision_names) == 'torchvision'
+    for state in (released, torchvision_names):
+        with pytest.raises(ValueError, match='torchvision / released Swin-ADN names.*adn_converter.py'):
+            SwinTransformerADN(**_tiny_kwargs()).load_state_dict(state)
+
 
 def test_merging_permutation_maps_torchvision_concat_to_unfold_order():
     c, x = 3, torch.randn(1, 4, 4, 3)  # (N, H, W, C)
@@ -307,25 +314,42 @@ def test_merging_permutation_maps_torchvision_concat_to_unfold_order():
     assert torch.equal(tv[..., layouts.merging_permutation(c)], mm)
 
 
+def _released_names(tv_state):
+    """torchvision swin_t names -> the release's (models/swin_transformer.py of github.com/wchkang/depth), written
+    out: the patch embedding features.0.{0,2} is pre.{0,2}; every other features.K is features.(K-1), so the stages
+    are features.{0,2,4,6} and the patch mergings features.{1,3,5}."""
+    out = OrderedDict()
+    for key, value in tv_state.items():
+        parts = key.split('.')
+        if parts[0] == 'features':
+            parts = ['pre'] + parts[2:] if parts[1] == '0' else ['features', str(int(parts[1]) - 1)] + parts[2:]
+        out['.'.join(parts)] = value
+    return out
+
+
 @pytest.fixture(scope='module')
 def torchvision_swin_t():
-    """torchvision's swin_t (weights=None: no download) with distinct values, and the released-layout state dict
-    (its names + twins of random values)."""
+    """torchvision's swin_t (weights=None: no download) with distinct values, and a state dict of the released
+    Swin-T-ADN: its names (the release is torchvision's code regrouped, plus twins) with random twins."""
     import torchvision
+
+    from .test_adn_converter import released_manifest
     torch.manual_seed(1)
     tv = torchvision.models.swin_t(weights=None).eval()
     _randomise_layer_norms(tv)
-    released = OrderedDict(tv.state_dict())
+    released = _released_names(tv.state_dict())
     for s, mandatory in enumerate(SPEC_MANDATORY):
         for b in range(mandatory):
             for n in ('norm1', 'norm2'):
                 for k in ('weight', 'bias'):
-                    shared = released[f'features.{2 * s + 1}.{b}.{n}.{k}']
-                    released[f'features.{2 * s + 1}.{b}.{n}_skip.{k}'] = shared + 0.1 * torch.randn_like(shared)
-    for index in (2, 4, 6):
+                    shared = released[f'features.{2 * s}.{b}.{n}.{k}']
+                    released[f'features.{2 * s}.{b}.{n}_skip.{k}'] = shared + 0.1 * torch.randn_like(shared)
+    for index in (1, 3, 5):
         for k in ('weight', 'bias'):
             shared = released[f'features.{index}.norm.{k}']
             released[f'features.{index}.norm_skip.{k}'] = shared + 0.1 * torch.randn_like(shared)
+    # exactly the keys and shapes of the release's swin_t (order aside: the release puts twins last in a module)
+    assert {k: tuple(v.shape) for k, v in released.items()} == {k: s for k, s, _ in released_manifest('swin_t')}
     return tv, released
 
 
@@ -340,16 +364,16 @@ def _classifier(**backbone):
 def _torchvision_base_net(tv, released):
     """torchvision's swin_t cut by hand to the base-net: mandatory blocks only, twins in place of their norms."""
     base = copy.deepcopy(tv)
-    for s, mandatory in enumerate(SPEC_MANDATORY):
+    for s, mandatory in enumerate(SPEC_MANDATORY):  # torchvision's stage s is features.{2s+1}, released features.{2s}
         stage = base.features[2 * s + 1]
         base.features[2 * s + 1] = nn.Sequential(*list(stage)[:mandatory])
         for b in range(mandatory):
             for n in ('norm1', 'norm2'):
                 getattr(base.features[2 * s + 1][b], n).load_state_dict(
-                    {k: released[f'features.{2 * s + 1}.{b}.{n}_skip.{k}'] for k in ('weight', 'bias')})
-    for index in (2, 4, 6):
+                    {k: released[f'features.{2 * s}.{b}.{n}_skip.{k}'] for k in ('weight', 'bias')})
+    for index in (2, 4, 6):  # torchvision's patch mergings; released features.{index - 1}
         base.features[index].norm.load_state_dict(
-            {k: released[f'features.{index}.norm_skip.{k}'] for k in ('weight', 'bias')})
+            {k: released[f'features.{index - 1}.norm_skip.{k}'] for k in ('weight', 'bias')})
     return base
 
 
@@ -382,12 +406,29 @@ def test_released_layout_round_trips_bit_exactly(torchvision_swin_t):
     assert layouts.detect_layout(det) == 'mmdet' and not any(k.startswith('head') for k in det)
 
 
+@torch.no_grad()
+def test_plain_torchvision_swin_t_and_mmadns_earlier_released_files_convert(torchvision_swin_t):
+    tv, released = torchvision_swin_t
+    x = torch.randn(1, 3, 224, 224)
+    model = _classifier()
+    model.load_state_dict(layouts.convert(tv.state_dict(), 'mmpretrain'), strict=True)  # twins: shared copies
+    torch.testing.assert_close(model(x, mode='tensor'), tv(x), rtol=0, atol=1e-5)
+    assert all(torch.equal(model.backbone.state_dict()[f'{t}.weight'], model.backbone.state_dict()[f'{s}.weight'])
+               for t, s in model.backbone.twin_norm_names())
+    # before it knew the release, mmadn wrote "released" files in torchvision's names with twins: still read
+    earlier = OrderedDict((k.replace('pre.', 'features.0.', 1) if k.startswith('pre.') else re.sub(
+        r'^features\.(\d+)', lambda m: f'features.{int(m.group(1)) + 1}', k), v) for k, v in released.items())
+    assert layouts.detect_layout(earlier) == 'torchvision'
+    again = layouts.convert(earlier, 'released')
+    assert list(again) == list(released) and all(torch.equal(again[k], v) for k, v in released.items())
+
+
 def test_model_state_dict_round_trips_through_the_released_layout():
     model = _tiny_classifier()
     sd = model.state_dict()
     released = layouts.mmpretrain_to_released(sd)
-    assert 'features.2.norm_skip.weight' in released and 'features.5.2.norm2_skip.bias' in released
-    assert released['features.1.0.attn.relative_position_index'].dim() == 1
+    assert 'features.1.norm_skip.weight' in released and 'features.4.2.norm2_skip.bias' in released
+    assert 'pre.0.weight' in released and released['features.0.0.attn.relative_position_index'].dim() == 1
     back = layouts.released_to_mmpretrain(released)
     assert list(back) == list(sd) and all(torch.equal(back[k], sd[k]) for k in sd)
 

@@ -171,7 +171,8 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
         self._apply_skip(flags)
         self.register_load_state_dict_pre_hook(
             _SwinTwinNormLoadHook(probe='patch_embed.projection.weight', family='Swin',
-                                  foreign_keys=('features.1.0.attn.relative_position_bias_table', )))
+                                  foreign_keys=('features.0.0.attn.relative_position_bias_table',  # released
+                                                'features.1.0.attn.relative_position_bias_table')))  # torchvision
 
     @classmethod
     def _arch_depths(cls, arch) -> List[int]:

@@ -1,32 +1,44 @@
 """Checkpoint layouts of Swin-T(-ADN) and pure functions between them.
 
-Layouts:
-- ``released``: the ADN authors' release, built on torchvision's ``swin_t``: ``features.0.{0,2}`` patch embedding,
-  ``features.{1,3,5,7}.j.*`` blocks (twins ``norm1_skip`` / ``norm2_skip``), ``features.{2,4,6}.{norm,reduction}``
-  patch merging (twin ``norm_skip``), ``norm``, ``head``. Without twins it is a plain torchvision Swin
-  (``torchvision``).
+Layouts (what a classifier state dict looks like):
+- ``released``: the ADN authors' release (github.com/wchkang/depth, ``models/swin_transformer.py``). It starts from
+  torchvision's Swin but regroups the modules: the patch embedding is its own ``pre`` (``pre.0`` conv, ``pre.2``
+  LayerNorm), and ``features`` holds the stages and the patch mergings alternately, so the stages are
+  ``features.{0,2,4,6}`` (blocks ``features.{0,2,4,6}.j.*``, twins ``norm1_skip`` / ``norm2_skip`` in the
+  mandatory blocks only) and the patch mergings ``features.{1,3,5}`` (``reduction``, ``norm`` and its twin
+  ``norm_skip``); then ``norm`` and ``head``. The merging ``features.{2s+1}`` follows the flag of the stage it
+  feeds (s+1), like ``stages.s.downsample`` here.
+- ``torchvision``: a plain torchvision ``swin_t`` (``features.0.{0,2}`` patch embedding, stages
+  ``features.{1,3,5,7}``, mergings ``features.{2,4,6}``), no twins. Files that mmadn's converter wrote before it
+  knew the real release (torchvision names with twins added) are read as this layout too, their twins kept.
 - ``mmpretrain``: an ``ImageClassifier`` with a ``SwinTransformerADN`` backbone (``backbone.*``, ``head.fc.*``).
 - ``mmdet``: a detector's ``backbone.*`` (no classifier head).
 
 Two differences beyond renaming, both exactly invertible:
-- torchvision stores ``relative_position_index`` flat (Wh*Ww*Wh*Ww,), mmpretrain as (Wh*Ww, Wh*Ww): a reshape.
+- torchvision (and the release) store ``relative_position_index`` flat (Wh*Ww*Wh*Ww,), mmpretrain as
+  (Wh*Ww, Wh*Ww): a reshape.
 - torchvision's patch merging concatenates the 2x2 sub-patches as [(0,0), (1,0), (0,1), (1,1)] blocks of C channels,
   mmpretrain's ``nn.Unfold`` interleaves them per channel (c * 4 + 2 * row + col): the merging norm's parameters and
   the reduction's input columns are permuted (a gather, so the round trip is bit-exact).
 """
 import re
 from collections import OrderedDict
-from typing import Mapping, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 import torch
 
+from .resnet_adn import num_mandatory_blocks
 from .resnet_adn_layouts import unwrap_state_dict  # noqa: F401  (same checkpoint unwrapping for every arch)
 
-_RELEASED_PROBE = 'features.1.0.attn.relative_position_bias_table'
+# keys that only this layout has (torchvision's MobileNetV2 also numbers features.N, so no bare features.N probes)
+_RELEASED_PROBE = 'features.0.0.attn.relative_position_bias_table'
+_TORCHVISION_PROBE = 'features.1.0.attn.relative_position_bias_table'
 _MM_PROBE = 'backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table'
 LAYOUTS = ('released', 'torchvision', 'mmpretrain', 'mmdet')
+RELEASED_LAYOUT = ("the ADN release's: pre.{0,2}.*, stages features.{0,2,4,6}.j.*, patch mergings "
+                   'features.{1,3,5}.{reduction,norm,norm_skip}.*, norm.*, head.*')
 
-# inside a block: torchvision name -> mmpretrain name
+# inside a block: torchvision / released name -> mmpretrain name
 _BLOCK_RENAMES = (
     ('attn.relative_position_bias_table', 'attn.w_msa.relative_position_bias_table'),
     ('attn.relative_position_index', 'attn.w_msa.relative_position_index'),
@@ -36,19 +48,23 @@ _BLOCK_RENAMES = (
     ('mlp.3.', 'ffn.layers.1.'),
 )
 _NORMS = ('norm1.', 'norm1_skip.', 'norm2.', 'norm2_skip.')
+_MERGING = ('reduction.', 'norm.', 'norm_skip.')
 
 
 def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
     """Name the layout of a Swin(-ADN) state dict, or raise a ValueError that shows what was found."""
     keys = set(state_dict)
-    if _RELEASED_PROBE in keys:
-        return 'released' if any('_skip.' in k for k in keys) else 'torchvision'
+    if _RELEASED_PROBE in keys and 'pre.0.weight' in keys:
+        return 'released'
+    if _TORCHVISION_PROBE in keys and 'features.0.0.weight' in keys:
+        return 'torchvision'
     if _MM_PROBE in keys:
         return 'mmpretrain' if 'head.fc.weight' in keys else 'mmdet'
     sample = ', '.join(sorted(keys)[:5])
     raise ValueError(
-        f'Unknown checkpoint layout: expected a Swin state dict with {_RELEASED_PROBE!r} (torchvision / released '
-        f'ADN) or {_MM_PROBE!r} (mmpretrain / mmdet); found {len(keys)} keys such as: {sample}')
+        f'Unknown checkpoint layout: expected a Swin state dict with {_RELEASED_PROBE!r} and pre.0.weight (released '
+        f'ADN), {_TORCHVISION_PROBE!r} (torchvision) or {_MM_PROBE!r} (mmpretrain / mmdet); found {len(keys)} keys '
+        f'such as: {sample}')
 
 
 def merging_permutation(in_channels: int) -> torch.Tensor:
@@ -66,59 +82,123 @@ def _inverse(perm: torch.Tensor) -> torch.Tensor:
 
 
 def _permute_merging(key: str, value: torch.Tensor, to_mmpretrain: bool) -> torch.Tensor:
-    in4 = value.shape[-1]
-    perm = merging_permutation(in4 // 4)
+    perm = merging_permutation(value.shape[-1] // 4)
     if not to_mmpretrain:
         perm = _inverse(perm)
     return value[..., perm] if key.endswith('reduction.weight') else value[perm]
 
 
+# ---- released <-> torchvision: module indices only ----------------------------------------------------------
+
+
+def _torchvision_key_to_released(key: str) -> str:
+    if key.startswith('features.0.'):
+        return 'pre.' + key[len('features.0.'):]
+    m = re.match(r'features\.(\d+)\.(.*)$', key)
+    if m:
+        return f'features.{int(m.group(1)) - 1}.{m.group(2)}'
+    return key  # norm.*, head.*
+
+
+def _stage_depths(released: Mapping[str, torch.Tensor]) -> Dict[int, int]:
+    """{stage features index: number of blocks} of a released-layout state dict."""
+    depths: Dict[int, int] = {}
+    for key in released:
+        m = re.match(r'features\.(\d+)\.(\d+)\.', key)
+        if m and int(m.group(1)) % 2 == 0:
+            index = int(m.group(1))
+            depths[index] = max(depths.get(index, 0), int(m.group(2)) + 1)
+    return depths
+
+
+def released_twin_modules(released: Mapping[str, torch.Tensor]) -> List[Tuple[str, str]]:
+    """``(twin, shared)`` module names of the twins a released-layout state dict of this Swin has: norm1 / norm2
+    of the first ``min(n - 1, ceil(n / 2))`` blocks of every stage ([1, 1, 3, 1] for Swin-T, the release's
+    ``depths_base``) and the norm of every patch merging, as SwinTransformerADN has them."""
+    depths = _stage_depths(released)
+    twins = []
+    for index in sorted(depths):
+        if depths[index] >= 2:  # a stage of one block cannot skip (SwinTransformerADN gives it no twins)
+            for block in range(num_mandatory_blocks(depths[index])):
+                twins += [(f'features.{index}.{block}.{n}_skip', f'features.{index}.{block}.{n}')
+                          for n in ('norm1', 'norm2')]
+        if depths.get(index + 2, 0) >= 2:  # the merging feeding a stage that can skip
+            twins.append((f'features.{index + 1}.norm_skip', f'features.{index + 1}.norm'))
+    return twins
+
+
+def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """torchvision ``swin_t`` -> the released layout, every twin the checkpoint lacks a copy of its shared norm
+    (placed where the release puts it: at the end of its block / patch merging), so the authors' code loads it."""
+    _expect(state_dict, ('torchvision', ))
+    renamed = OrderedDict((_torchvision_key_to_released(k), v) for k, v in state_dict.items())
+    missing: Dict[str, List[Tuple[str, torch.Tensor]]] = {}  # module (block / merging) -> twin tensors to add
+    for twin, shared in released_twin_modules(renamed):
+        if any(k.startswith(twin + '.') for k in renamed):
+            continue
+        owner = twin.rpartition('.')[0] + '.'
+        for key in [k for k in renamed if k.startswith(shared + '.')]:
+            missing.setdefault(owner, []).append((twin + key[len(shared):], renamed[key].clone()))
+    out: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
+    items = list(renamed.items())
+    for position, (key, value) in enumerate(items):
+        out[key] = value
+        for owner in [o for o in missing if key.startswith(o)]:
+            following = items[position + 1][0] if position + 1 < len(items) else ''
+            if not following.startswith(owner):  # the owner's last key: its twins go here
+                out.update(missing.pop(owner))
+    return out
+
+
+# ---- released <-> mmpretrain ----------------------------------------------------------------------------------
+
+
 def _last_stage(keys) -> int:
     stages = [int(m.group(1)) for k in keys for m in [re.match(r'features\.(\d+)\.', k)] if m]
-    return (max(stages) - 1) // 2
+    return max(stages) // 2
 
 
 def _released_key_to_mm(key: str, last_stage: int) -> Tuple[str, str]:
     """(mmpretrain key, kind) for a released backbone key; kind tells which tensor transform applies."""
-    if key.startswith('features.0.0.'):
-        return 'patch_embed.projection.' + key[len('features.0.0.'):], ''
-    if key.startswith('features.0.2.'):
-        return 'patch_embed.norm.' + key[len('features.0.2.'):], ''
+    if key.startswith('pre.0.'):
+        return 'patch_embed.projection.' + key[len('pre.0.'):], ''
+    if key.startswith('pre.2.'):
+        return 'patch_embed.norm.' + key[len('pre.2.'):], ''
     if key.startswith('norm.'):
         return f'norm{last_stage}.' + key[len('norm.'):], ''
     m = re.match(r'features\.(\d+)\.(.*)$', key)
     if m is None:
-        raise ValueError(f'Cannot place released key {key!r} in the mmpretrain layout.')
+        raise ValueError(f'Cannot place released key {key!r} in the mmpretrain layout; expected {RELEASED_LAYOUT}.')
     index, rest = int(m.group(1)), m.group(2)
-    if index % 2 == 0:  # patch merging feeding stage index // 2
-        if not rest.startswith(('reduction.', 'norm.', 'norm_skip.')):
-            raise ValueError(f'Unexpected patch-merging key {key!r}.')
-        return f'stages.{index // 2 - 1}.downsample.{rest}', 'merging'
+    if index % 2 == 1:  # patch merging after stage index // 2
+        if not rest.startswith(_MERGING):
+            raise ValueError(f'Unexpected patch-merging key {key!r}; expected {RELEASED_LAYOUT}.')
+        return f'stages.{index // 2}.downsample.{rest}', 'merging'
     block, _, name = rest.partition('.')
     for old, new in _BLOCK_RENAMES:
         if name.startswith(old):
             kind = 'index' if 'relative_position_index' in old else ''
-            return f'stages.{(index - 1) // 2}.blocks.{block}.{new}{name[len(old):]}', kind
+            return f'stages.{index // 2}.blocks.{block}.{new}{name[len(old):]}', kind
     if name.startswith(_NORMS):
-        return f'stages.{(index - 1) // 2}.blocks.{block}.{name}', ''
-    raise ValueError(f'Cannot place released key {key!r} in the mmpretrain layout.')
+        return f'stages.{index // 2}.blocks.{block}.{name}', ''
+    raise ValueError(f'Cannot place released key {key!r} in the mmpretrain layout; expected {RELEASED_LAYOUT}.')
 
 
 def _mm_key_to_released(key: str, last_stage: int) -> Tuple[str, str]:
     if key.startswith('patch_embed.projection.'):
-        return 'features.0.0.' + key[len('patch_embed.projection.'):], ''
+        return 'pre.0.' + key[len('patch_embed.projection.'):], ''
     if key.startswith('patch_embed.norm.'):
-        return 'features.0.2.' + key[len('patch_embed.norm.'):], ''
+        return 'pre.2.' + key[len('patch_embed.norm.'):], ''
     if key.startswith(f'norm{last_stage}.'):
         return 'norm.' + key[len(f'norm{last_stage}.'):], ''
     m = re.match(r'stages\.(\d+)\.downsample\.(.*)$', key)
     if m:
-        return f'features.{2 * int(m.group(1)) + 2}.{m.group(2)}', 'merging'
+        return f'features.{2 * int(m.group(1)) + 1}.{m.group(2)}', 'merging'
     m = re.match(r'stages\.(\d+)\.blocks\.(\d+)\.(.*)$', key)
     if m is None:
         raise ValueError(f'Cannot place mmpretrain backbone key {key!r} in the released layout (a classifier has '
                          f'one output norm, norm{last_stage}; detection out-norms have no released counterpart).')
-    prefix, name = f'features.{2 * int(m.group(1)) + 1}.{m.group(2)}.', m.group(3)
+    prefix, name = f'features.{2 * int(m.group(1))}.{m.group(2)}.', m.group(3)
     for old, new in _BLOCK_RENAMES:
         if name.startswith(new):
             kind = 'index' if 'relative_position_index' in new else ''
@@ -146,10 +226,18 @@ def _released_to_mm(state_dict: Mapping[str, torch.Tensor], keep_head: bool) -> 
     return out
 
 
+def _as_released(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """A released or torchvision state dict in released names (torchvision: renamed only, no twins added)."""
+    if detect_layout(state_dict) == 'torchvision':
+        return OrderedDict((_torchvision_key_to_released(k), v) for k, v in state_dict.items())
+    return state_dict
+
+
 def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Released (or torchvision) Swin classifier -> mmpretrain ImageClassifier with a SwinTransformerADN."""
+    """Released (or torchvision) Swin classifier -> mmpretrain ImageClassifier with a SwinTransformerADN. From
+    torchvision there are no twins: SwinTransformerADN fills them from the shared norms on load, with one line."""
     _expect(state_dict, ('released', 'torchvision'))
-    return _released_to_mm(state_dict, keep_head=True)
+    return _released_to_mm(_as_released(state_dict), keep_head=True)
 
 
 def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
@@ -176,7 +264,7 @@ def released_to_mmdet(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[st
     """Released (or torchvision) classifier -> detector backbone weights; ``head`` is dropped. The detection
     out-norms of the other stages (``norm0..2``) are not in a classifier and start from their init."""
     _expect(state_dict, ('released', 'torchvision'))
-    return _released_to_mm(state_dict, keep_head=False)
+    return _released_to_mm(_as_released(state_dict), keep_head=False)
 
 
 def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str, torch.Tensor]':
@@ -188,15 +276,17 @@ def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str
     if source == 'mmdet':
         raise ValueError('A detector checkpoint holds no classifier and carries detection out-norms; convert the '
                          'ImageNet classifier instead.')
-    released = state_dict if source in ('released', 'torchvision') else mmpretrain_to_released(state_dict)
-    if to == 'mmpretrain':
-        return released_to_mmpretrain(released)
-    if to == 'mmdet':
-        return released_to_mmdet(released)
-    return OrderedDict(released)
+    if to == 'released':
+        if source == 'torchvision':
+            return torchvision_to_released(state_dict)
+        return OrderedDict(state_dict) if source == 'released' else mmpretrain_to_released(state_dict)
+    if source == 'mmpretrain':
+        return OrderedDict(state_dict) if to == 'mmpretrain' else OrderedDict(
+            (k, v) for k, v in state_dict.items() if k.startswith('backbone.'))
+    return released_to_mmpretrain(state_dict) if to == 'mmpretrain' else released_to_mmdet(state_dict)
 
 
 def _expect(state_dict, layouts) -> None:
     found = detect_layout(state_dict)
     if found not in layouts:
-        raise ValueError(f'Expected a checkpoint in the {" or ".join(layouts)} layout, got {found}.')
+        raise ValueError(f'Expected a Swin checkpoint in the {" or ".join(layouts)} layout, got {found}.')
