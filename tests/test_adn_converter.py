@@ -144,7 +144,7 @@ def test_the_released_models_real_layout_converts_both_ways_bit_exactly_with_the
         assert back[k].dtype == v.dtype and torch.equal(back[k], v), k
 
 
-@pytest.mark.parametrize('arch', ['mobilenet_v2', 'swin'])
+@pytest.mark.parametrize('arch', ['mobilenet_v2', 'swin', 'vit'])
 def test_a_torchvision_model_becomes_exactly_the_released_keys_with_twins_copied(arch):
     import torchvision
     name = RELEASED_MODELS[arch]

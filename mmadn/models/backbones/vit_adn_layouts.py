@@ -4,8 +4,9 @@ Layouts (what a state dict looks like):
 - ``released``: the ADN authors' release, built on torchvision's ``vit_b_16`` / ``vit_b_32``: ``conv_proj``,
   ``class_token``, ``encoder.pos_embedding``, ``encoder.layers.encoder_layer_{i}.{ln_1, self_attention, ln_2,
   mlp.0, mlp.3}``, ``encoder.ln``, ``heads.head``, and twins ``ln_1_skip`` / ``ln_2_skip`` in the mandatory
-  blocks. A plain torchvision ViT is the same layout without twins (``torchvision``). Checkpoints of
-  torchvision < 0.13 name the MLP ``mlp.linear_1`` / ``mlp.linear_2``; they are read too.
+  blocks (all but the last of each group of 3: 0, 1, 3, 4, 6, 7, 9, 10), after each block's other keys. A plain
+  torchvision ViT is the same layout without twins (``torchvision``); ``torchvision_to_released`` adds them as
+  copies. Checkpoints of torchvision < 0.13 name the MLP ``mlp.linear_1`` / ``mlp.linear_2``; they are read too.
 - ``mmpretrain``: an ``ImageClassifier`` with a ``VisionTransformerADN`` backbone (or a plain
   ``VisionTransformer``) and a ``VisionTransformerClsHead``.
 
@@ -98,6 +99,36 @@ def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDi
     return _rename(state_dict, _TO_RELEASED, 'released')
 
 
+def released_mandatory_blocks(num_layers: int, blocks_per_group: int = 3) -> List[int]:
+    """The encoder blocks that have twins in the release: all but the last of each group of ``blocks_per_group``
+    (a trailing group of one block has nothing to skip, as in VisionTransformerADN)."""
+    groups = [range(g, min(g + blocks_per_group, num_layers)) for g in range(0, num_layers, blocks_per_group)]
+    return [i for group in groups if len(group) >= 2 for i in group[:-1]]
+
+
+def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Plain torchvision ViT -> the released layout: legacy ``mlp.linear_1/2`` names become ``mlp.0/3`` and every
+    mandatory block gets ``ln_1_skip`` / ``ln_2_skip`` as copies of its LayerNorms, after the block's last key (the
+    release's order), so the authors' code loads it strictly."""
+    _expect(state_dict, ('torchvision', ))
+    legacy = re.compile(_BLOCK + r'mlp\.linear_([12])\.')
+    renamed = OrderedDict(
+        (legacy.sub(lambda m: f'encoder.layers.encoder_layer_{m.group(1)}.mlp.{3 * (int(m.group(2)) - 1)}.', k), v)
+        for k, v in state_dict.items())
+    blocks = {int(m.group(1)) for k in renamed for m in [re.match(_BLOCK, k)] if m}
+    mandatory = set(released_mandatory_blocks(max(blocks) + 1)) if blocks else set()
+    out, items = OrderedDict(), list(renamed.items())
+    for position, (key, value) in enumerate(items):
+        out[key] = value
+        m = re.match(_BLOCK, key)
+        following = items[position + 1][0] if position + 1 < len(items) else ''
+        if m and int(m.group(1)) in mandatory and not following.startswith(m.group(0)):
+            for norm in ('ln_1', 'ln_2'):
+                for leaf in ('weight', 'bias'):
+                    out[f'{m.group(0)}{norm}_skip.{leaf}'] = renamed[f'{m.group(0)}{norm}.{leaf}'].clone()
+    return out
+
+
 def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str, torch.Tensor]':
     """Convert a ViT(-ADN) state dict of any known layout into layout ``to`` ('released' or 'mmpretrain')."""
     if to not in ('released', 'mmpretrain'):
@@ -105,6 +136,8 @@ def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str
     source = detect_layout(state_dict)
     if to == 'mmpretrain':
         return OrderedDict(state_dict) if source == 'mmpretrain' else released_to_mmpretrain(state_dict)
+    if source == 'torchvision':
+        return torchvision_to_released(state_dict)
     return mmpretrain_to_released(state_dict) if source == 'mmpretrain' else OrderedDict(state_dict)
 
 
