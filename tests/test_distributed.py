@@ -1,4 +1,5 @@
-"""Issue 4: the detection demo config trains under torchrun with 2 CPU processes (gloo) and the hook."""
+"""Issue 4: the detection demo config trains under torchrun with 2 CPU processes (gloo) and the hook.
+Issue 13 (item 3): so does the classification demo without the hook, or with a partial student."""
 import glob
 import json
 import math
@@ -9,12 +10,17 @@ import socket
 import pytest
 import torch
 
-from mmadn.datasets import make_coco_instances
+from mmengine.config import Config
+
+from mmadn.datasets import make_coco_instances, make_digits_folder
+from mmadn.engine.hooks.adn_distill_hook import unused_parameters_reason
 from mmadn.utils import safe_torch_load
+from mmadn.utils.runner_setup import set_find_unused_parameters
 
 from ._cli import run_tool
 
 CONFIG = 'configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py'
+CLS_CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 
 
 def _free_port():
@@ -60,3 +66,45 @@ def test_two_process_gloo_training_with_the_hook(tiny_coco, tmp_path):
     # DDP saved the unwrapped model's names
     assert 'backbone.layer1.0.bn1_skip.weight' in ckpt['state_dict']
     assert torch.isfinite(ckpt['state_dict']['backbone.layer1.0.bn1_skip.weight']).all()
+
+
+@pytest.mark.parametrize('hooks, reason', [
+    (None, None),  # the default teacher / student pair trains every path
+    ([], "without ADNDistillHook only the backbone's skip (super) trains"),
+    ([dict(type='ADNDistillHook', student='TTFF')], 'ADNDistillHook trains super and TTFF'),
+    ([dict(type='ADNDistillHook', alpha=1.0)], 'ADNDistillHook trains super,'),  # the student never runs
+    ([dict(type='ADNDistillHook', teacher='TTFF', student='FFTT')], None),
+])
+def test_find_unused_parameters_only_where_a_step_leaves_parameters_unused(repo_root, hooks, reason):
+    cfg = Config.fromfile(osp.join(repo_root, CLS_CONFIG))
+    if hooks is not None:
+        cfg.custom_hooks = hooks
+    got = unused_parameters_reason(cfg)
+    assert (got is None) == (reason is None) and (reason is None or got.startswith(reason)), got
+    set_find_unused_parameters(cfg)
+    assert cfg.get('find_unused_parameters', False) == (reason is not None)
+
+
+def test_no_find_unused_parameters_for_a_plain_backbone(repo_root):
+    cfg = Config.fromfile(osp.join(repo_root, CLS_CONFIG))
+    cfg.model.backbone = dict(type='ResNet', depth=18)
+    cfg.custom_hooks = []
+    assert unused_parameters_reason(cfg) is None
+
+
+@pytest.fixture(scope='module')
+def tiny_digits(tmp_path_factory):
+    return make_digits_folder(str(tmp_path_factory.mktemp('digits')), train_per_class=4, val_per_class=1)
+
+
+@pytest.mark.parametrize('option', ['custom_hooks=[]', 'custom_hooks.0.student=TTFF'])
+def test_two_process_gloo_training_of_unused_parameters(tiny_digits, tmp_path, option):
+    """Crashed at iteration 2 ("Expected to have finished reduction"): the super-net alone never uses the twins."""
+    loaders = [f'{split}_dataloader.{k}' for split in ('train', 'val', 'test')
+               for k in (f'dataset.data_root={tiny_digits}', 'num_workers=0', 'batch_size=4')]
+    _, out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}',
+                      'tools/train.py', CLS_CONFIG, '--launcher', 'pytorch', '--work-dir', tmp_path,
+                      '--cfg-options', option, *loaders, 'train_cfg.max_iters=3', 'default_hooks.logger.interval=1',
+                      env=dict(OMP_NUM_THREADS='1'))
+    assert 'find_unused_parameters=True' in out
+    assert osp.isfile(osp.join(tmp_path, 'iter_3.pth')), out[-3000:]

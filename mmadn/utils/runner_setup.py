@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 
 def task_of(cfg: Config) -> str:
@@ -106,9 +107,12 @@ def set_launcher(cfg: Config, launcher: str) -> None:
     mmengine 0.10.7 cannot start CPU-only distributed runs by itself: ``init_dist('pytorch')`` calls
     ``torch.cuda.set_device`` and its default DDP wrapper passes ``device_ids=[LOCAL_RANK]``, which DDP rejects
     for a CPU model. Initialising the gloo group first (mmengine then skips its own init) and wrapping with
-    ``device_ids=None`` makes the stock path work; on GPUs nothing is changed.
+    ``device_ids=None`` makes the stock path work; on GPUs nothing is changed. On both, DDP looks for unused
+    parameters where the trained sub-networks leave some (``set_find_unused_parameters``).
     """
     cfg.launcher = launcher
+    if launcher != 'none':
+        set_find_unused_parameters(cfg)
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher != 'pytorch':
@@ -123,3 +127,22 @@ def set_launcher(cfg: Config, launcher: str) -> None:
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
+
+
+def set_find_unused_parameters(cfg: Config) -> None:
+    """Turn on DDP's ``find_unused_parameters`` when the config trains sub-networks that leave ADN parameters
+    without a gradient: the super-net alone (no ADNDistillHook), a partial student such as ``'TTFF'``.
+
+    Without it DDP waits for the gradient of every parameter before it reduces their bucket: the unused twins'
+    never comes, so the first step's gradients are not all averaged and the second step stops with "Expected to
+    have finished reduction in the prior iteration". Searching the graph for unused parameters costs a little in
+    every step, so it stays off where every parameter gets a gradient (the default super-net / base-net pair).
+    """
+    from mmadn.engine.hooks.adn_distill_hook import unused_parameters_reason  # here: mmadn imports utils first
+    reason = unused_parameters_reason(cfg)
+    if reason is None or cfg.get('find_unused_parameters', False):
+        return
+    cfg.find_unused_parameters = True  # what mmengine's default DDP wrapper reads
+    if cfg.get('model_wrapper_cfg', None) is not None:
+        cfg.model_wrapper_cfg.setdefault('find_unused_parameters', True)
+    print_log(f'DDP: find_unused_parameters=True, as {reason}.', logger='current')

@@ -7,13 +7,15 @@ optimizer step happen in one call, so it cannot change the loss afterwards. Ever
 for every detector and classifier, wrapped or not, with no subclass. It holds no parameters, so nothing of the
 hook reaches the state dict, and ``after_train`` removes it.
 """
-from typing import Dict, Optional, Union
+from typing import Dict, List, Optional, Union
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmpretrain.registry import MODELS
 
 from mmadn.models.distillers import SubPathDistillation
-from mmadn.models.utils import adaptive_backbones
+from mmadn.models.utils import AdaptiveDepthMixin, adaptive_backbones
+from mmadn.models.utils.adaptive_depth import SkipType, trains_every_path
 from mmadn.registry import register_hook
 
 
@@ -47,6 +49,12 @@ class ADNDistillHook(Hook):
                            teacher=teacher, student=student, student_task_loss_weight=student_task_loss_weight)
         self.objective: Optional[SubPathDistillation] = None
 
+    def trained_subnets(self) -> List[SkipType]:
+        """The sub-networks every training step runs with a gradient (the student only when it is distilled)."""
+        kw = self.kwargs
+        distills = kw['alpha'] < 1.0 or kw['student_task_loss_weight'] > 0  # SubPathDistillation.distills
+        return [kw['teacher'], kw['student']] if distills else [kw['teacher']]
+
     @staticmethod
     def _unwrap(runner):
         return runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -73,3 +81,28 @@ class ADNDistillHook(Hook):
         model = self._unwrap(runner)
         if vars(model).get('loss') is self.objective:
             del model.loss
+
+
+def unused_parameters_reason(cfg) -> Optional[str]:
+    """Why a training config leaves parameters of its ADN backbone without a gradient in every step (``None``:
+    it does not), read from the config alone: DDP must know before the model runs, and its wrapper is built
+    before any hook exists. The trained sub-networks are the ADNDistillHook's teacher and student, or without
+    the hook the backbone's own ``skip``. (Distilled features that do not depend on every stage also leave
+    twins unused; that is not visible here.)"""
+    backbone = (cfg.get('model') or {}).get('backbone') or {}
+    backbone_type = backbone.get('type')
+    if isinstance(backbone_type, str):
+        backbone_type = MODELS.get(backbone_type.split('.')[-1])  # ADN backbones are in both registries
+    if not (isinstance(backbone_type, type) and issubclass(backbone_type, AdaptiveDepthMixin)):
+        return None
+    hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') in ('ADNDistillHook', ADNDistillHook)]
+    if hooks:
+        hook = ADNDistillHook(**{k: v for k, v in hooks[0].items() if k not in ('type', 'priority')})
+        subnets = hook.trained_subnets()
+        trained = f'ADNDistillHook trains {" and ".join(map(str, subnets))}'
+    else:
+        subnets = [backbone.get('skip', 'super')]
+        trained = f'without ADNDistillHook only the backbone\'s skip ({subnets[0]}) trains'
+    if trains_every_path(subnets):
+        return None
+    return f'{trained}, which leaves skippable blocks or twin norms without a gradient'

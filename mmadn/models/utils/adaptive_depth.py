@@ -68,6 +68,31 @@ def all_skips(num_flags: int) -> List[str]:
     return [''.join(p) for p in itertools.product('FT', repeat=num_flags)]
 
 
+def trains_every_path(skips: Sequence[SkipType]) -> bool:
+    """Whether training all of ``skips`` in a step gives every ADN parameter a gradient.
+
+    A stage's skippable blocks (and the shared norms of its mandatory ones) are used only by a sub-network that
+    keeps them (``F``), its twins only by one that skips (``T``): every flag needs both among ``skips``. A stage
+    with nothing to skip would not, which this cannot see from the strings: the answer errs towards ``False``.
+    """
+    flags = []
+    for skip in skips:
+        key = skip.strip().lower() if isinstance(skip, str) else None
+        if key in SKIP_ALIASES:
+            flags.append(SKIP_ALIASES[key])  # one value for every flag, however many there are
+            continue
+        try:
+            flags.append(parse_skip(skip, len(skip)))
+        except (TypeError, ValueError):
+            return False  # not a valid skip: the backbone will say why; nothing to promise here
+    lengths = {len(f) for f in flags if isinstance(f, tuple)}
+    if len(lengths) > 1:
+        return False
+    num_flags = lengths.pop() if lengths else 1
+    per_flag = [f if isinstance(f, tuple) else (f, ) * num_flags for f in flags]
+    return all(len({f[i] for f in per_flag}) == 2 for i in range(num_flags))
+
+
 class AdaptiveDepthMixin:
     """Gives a backbone ``skip`` (get/set), ``switch()`` and ``subnets()``.
 
