@@ -51,10 +51,11 @@ def released_manifest(model_name):
 def released_state(model_name, seed=0):
     """A state dict with exactly the keys, shapes and dtypes of the released model; every float tensor random (no
     two alike, so a tensor put in another's place would show)."""
-    gen = torch.Generator().manual_seed(seed)
-    return OrderedDict(
-        (key, torch.randn(shape, generator=gen, dtype=dtype) if dtype.is_floating_point else
-         torch.randint(0, 100, shape, generator=gen, dtype=dtype)) for key, shape, dtype in released_manifest(model_name))
+    gen, state = torch.Generator().manual_seed(seed), OrderedDict()
+    for key, shape, dtype in released_manifest(model_name):
+        state[key] = (torch.randn(shape, generator=gen, dtype=dtype) if dtype.is_floating_point else
+                      torch.randint(0, 100, shape, generator=gen, dtype=dtype))
+    return state
 
 
 def full_size_classifier(arch):
