@@ -14,22 +14,26 @@ from mmadn.models import MobileNetV2ADN, ResNetADN, SubPathDistillation, SwinTra
 TINY_SWIN = dict(arch=dict(embed_dims=24, depths=[2, 2, 2, 2], num_heads=[1, 1, 1, 1]), img_size=64, window_size=2)
 
 BACKBONES = {
-    'resnet18': (lambda **kw: ResNetADN(18, **kw), 32, 'layer1.0.bn1_skip.weight'),
-    'resnet50': (lambda **kw: ResNetADN(50, out_indices=(1, 3), **kw), 32, 'layer3.0.bn3_skip.weight'),
+    'resnet18': (lambda **kw: ResNetADN(18, norm_eval=False, **kw), 32, 'layer1.0.bn1_skip.weight'),
+    'resnet18_drop_path': (lambda **kw: ResNetADN(18, norm_eval=False, drop_path_rate=0.3, **kw), 32,
+                           'layer4.0.bn2_skip.weight'),
+    'resnet50': (lambda **kw: ResNetADN(50, out_indices=(1, 3), **kw), 32, 'layer3.0.bn3_skip.weight'),  # norm_eval
     'mobilenet_v2': (lambda **kw: MobileNetV2ADN(widen_factor=0.25, **kw), 32, 'conv1.bn_skip.weight'),
     'swin': (lambda **kw: SwinTransformerADN(**TINY_SWIN, **kw), 64, 'stages.2.blocks.0.norm1_skip.weight'),
 }
 
 
 def _twins(build):
-    """The same weights, without and with checkpointing; norms made non-trivial so that a mix-up would show."""
+    """The same weights, without and with checkpointing; every norm (twins too) its own, so a mix-up shows."""
     plain = build(with_cp=False)
     plain.init_weights()
     for m in plain.modules():
         if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
-    plain.copy_shared_norms_to_twins()
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
     checkpointed = build(with_cp=True)
     checkpointed.load_state_dict(plain.state_dict())
     return plain.train(), checkpointed.train()

@@ -18,7 +18,8 @@ from mmadn.models.utils.adaptive_depth import TWIN_SUFFIX
 from mmadn.models.backbones.static_resnet import StaticResNet
 from mmadn.models.utils import adaptive_backbones
 
-_ADN_ONLY_ARGS = ('type', 'skip', 'mandatory_blocks', 'train_twin_stats', 'init_cfg', 'pretrained')
+# arguments the exported StaticResNet (mmdet's ResNet) does not take; drop path only acts in training
+_ADN_ONLY_ARGS = ('type', 'skip', 'mandatory_blocks', 'train_twin_stats', 'drop_path_rate', 'init_cfg', 'pretrained')
 
 
 def _static_state_dict(backbone: ResNetADN) -> 'OrderedDict[str, torch.Tensor]':

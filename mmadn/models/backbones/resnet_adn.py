@@ -7,25 +7,43 @@ mmdet's (and torchvision's), so plain ResNet checkpoints line up; the twins they
 norms on load.
 """
 import copy
+import inspect
 import itertools
 import math
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import torch
+from mmcv.cnn.bricks import DropPath
 from mmdet.models.backbones.resnet import ResNet
 from mmdet.models.layers import ResLayer
+from mmpretrain.models.backbones import ResNet as MMPretrainResNet
 from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
 from ..utils.norm_checkpoint import checkpoint_with_norms
 from ..utils.twin_norm_loading import TwinNormLoadHook
+from .resnet_adn_layouts import deep_stem_renames, pooled_shortcut_renames
 
 _NORM_NAME_ATTRS = ('norm1_name', 'norm2_name', 'norm3_name')
+_DROP_PATH_EPS = 1e-5  # mmpretrain's threshold below which a block gets no drop path
 
 
 def num_mandatory_blocks(num_blocks: int) -> int:
     """Blocks of a stage that always run: ``min(n - 1, ceil(n / 2))``, never fewer than the first block."""
     return max(1, min(num_blocks - 1, math.ceil(num_blocks / 2)))
+
+
+class _ResidualDropPath:
+    """Forward hook applying a block's ``drop_path`` to its last norm's output: mmdet's blocks have no place for
+    it, and that output is exactly where mmpretrain's blocks apply it. An object, not a closure, so that a deep
+    copy of the model hooks the copy's ``drop_path``."""
+
+    def __init__(self, drop_path: nn.Module) -> None:
+        self.drop_path = drop_path
+
+    def __call__(self, module, inputs, output):
+        return self.drop_path(output)
 
 
 class ADNResLayer(ResLayer):
@@ -35,7 +53,12 @@ class ADNResLayer(ResLayer):
     through ``normK_name``, so selecting the twins is a string assignment: nothing is rebuilt or copied.
     """
 
-    def __init__(self, *args, num_mandatory: int, with_cp: bool = False, **kwargs) -> None:
+    def __init__(self,
+                 *args,
+                 num_mandatory: int,
+                 with_cp: bool = False,
+                 drop_path_rates: Sequence[float] = (),
+                 **kwargs) -> None:
         # The stage checkpoints its blocks itself (see ``forward``): a block checkpointing itself would re-read
         # its norm names in backward, after Algorithm 1 has switched them to another sub-network.
         super().__init__(*args, with_cp=False, **kwargs)
@@ -58,6 +81,24 @@ class ADNResLayer(ResLayer):
                     self._norm_slots.append((block, attr, name, name + TWIN_SUFFIX))
         # per block, the (block, 'normK_name') slots a checkpointed recomputation must see as in forward
         self._cp_slots = [[(b, attr) for b, attr, _, _ in self._norm_slots if b is block] for block in self]
+        for block, rate in zip(self, drop_path_rates):
+            if rate > _DROP_PATH_EPS:
+                self._add_drop_path(block, rate)
+
+    @staticmethod
+    def _add_drop_path(block: nn.Module, rate: float) -> None:
+        """mmpretrain's stochastic depth: ``drop_path`` (parameter-free, as mmpretrain names it) on the output of
+        the block's last norm, shared and twin, which is its residual branch just before the identity is added.
+        """
+        if getattr(block, 'after_conv3_plugin_names', None):
+            raise ValueError('drop_path_rate cannot be combined with plugins after conv3: the residual branch '
+                             'would be dropped before the plugin instead of at its end.')
+        block.drop_path = DropPath(rate)
+        hook = _ResidualDropPath(block.drop_path)
+        last = getattr(block, 'norm3_name', None) or block.norm2_name
+        for name in (last, last + TWIN_SUFFIX):
+            if name in block._modules:
+                block._modules[name].register_forward_hook(hook)
 
     @property
     def is_skippable(self) -> bool:
@@ -108,16 +149,28 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         train_twin_stats (bool): with ``norm_eval=True``, keep updating the twins' running statistics (outside
             frozen stages) while the shared ones stay frozen. For detectors started from a plain ImageNet
             ResNet, whose twins start as copies of statistics the base-net does not have. Default False.
-        **kwargs: every argument of mmdet's ``ResNet``.
+        drop_path_rate (float): stochastic depth of the blocks' residual branches, as in mmpretrain's ``ResNet``
+            (rising linearly from 0 at the first block to this rate at the last). mmdet's ``ResNet`` has no such
+            option. Default 0.
+        *args, **kwargs: every argument of mmdet's ``ResNet``, in its order: ``ResNetADN(50, 3)`` is
+            ``depth=50, in_channels=3``; the ADN arguments above are keyword-only.
     """
 
     def __init__(self,
                  depth: int,
+                 *args,
                  skip: SkipType = 'super',
                  mandatory_blocks: Optional[Sequence[int]] = None,
                  train_twin_stats: bool = False,
+                 drop_path_rate: float = 0.0,
                  **kwargs) -> None:
-        num_stages = kwargs.get('num_stages', 4)
+        # mmdet's arguments, positional ones included, by name (a wrong one fails here as it would in mmdet)
+        resnet_args = inspect.signature(ResNet.__init__).bind(self, depth, *args, **kwargs)
+        resnet_args.apply_defaults()
+        if not isinstance(resnet_args.arguments['in_channels'], int):
+            raise TypeError(f'in_channels must be an int (the second positional argument, as in mmdet\'s ResNet), '
+                            f'got {resnet_args.arguments["in_channels"]!r}; pass the sub-network as skip=...')
+        num_stages = resnet_args.arguments['num_stages']
         # Fail on a bad skip before any layer is built.
         flags = parse_skip(skip, num_stages, type(self).__name__)
         if mandatory_blocks is not None and len(mandatory_blocks) != num_stages:
@@ -125,19 +178,23 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
                              f'got {tuple(mandatory_blocks)}')
         self._mandatory_override = None if mandatory_blocks is None else tuple(mandatory_blocks)
         self.train_twin_stats = train_twin_stats
-        super().__init__(depth, **kwargs)
+        self.drop_path_rate = drop_path_rate
+        super().__init__(depth, *args, **kwargs)
         self.num_skip_flags = self.num_stages
         self._stage_list = [getattr(self, name) for name in self.res_layers]  # plain list: not registered twice
         self._skip_flags = flags
         self._apply_skip(flags)
-        self.register_load_state_dict_pre_hook(TwinNormLoadHook(probe='layer1.0.conv1.weight', family='ResNet'))
+        self.register_load_state_dict_pre_hook(_ResNetLoadHook(probe='layer1.0.conv1.weight', family='ResNet'))
 
     def make_res_layer(self, **kwargs) -> ADNResLayer:
         stage = len(self.res_layers)  # make_res_layer is called once per stage, in order
         num_blocks = kwargs['num_blocks']
         num_mandatory = (num_mandatory_blocks(num_blocks)
                          if self._mandatory_override is None else self._mandatory_override[stage])
-        return ADNResLayer(num_mandatory=num_mandatory, **kwargs)
+        # mmpretrain's decay rule: rates rise linearly over the blocks of the whole architecture
+        first = sum(len(getattr(self, name)) for name in self.res_layers)
+        rates = torch.linspace(0, self.drop_path_rate, sum(self.arch_settings[self.depth][1])).tolist()
+        return ADNResLayer(num_mandatory=num_mandatory, drop_path_rates=rates[first:first + num_blocks], **kwargs)
 
     @property
     def stages(self) -> List[ADNResLayer]:
@@ -185,6 +242,17 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
                     modules[twin].train()
         return self  # mmdet's returns None; nn.Module.train returns self, so model.eval() chains again
 
+    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
+        """``(layer id, number of layers)`` for layer-wise LR decay (mmpretrain's
+        ``LearningRateDecayOptimWrapperConstructor``), exactly as mmpretrain's ``ResNet``: its rule reads only the
+        stage and block of a name, so a twin gets its block's depth and the deep stem depth 0."""
+        try:
+            return MMPretrainResNet.get_layer_depth(self, param_name, prefix)
+        except NotImplementedError:
+            raise NotImplementedError(
+                f'Layer-wise LR decay is defined (by mmpretrain) for ResNet-34/50/101/152 stages, not for '
+                f'stage_blocks {tuple(self.stage_blocks)}.') from None
+
     def init_weights(self) -> None:
         # As the super-net: mmdet's zero_init_residual reaches the last norm of a block by its name (norm2 / norm3),
         # which points at the twin in a skipping stage, and copying the shared norms to the twins below would undo
@@ -196,3 +264,17 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         if not is_pretrained_init(self.init_cfg):
             self.copy_shared_norms_to_twins()
 
+
+class _ResNetLoadHook(TwinNormLoadHook):
+    """Also reads mmpretrain's ResNetV1c / V1d checkpoints, whose deep stem and pooled shortcuts are laid out
+    differently from mmdet's."""
+
+    def upgrade(self, module, state_dict, prefix, local_metadata) -> None:
+        renames = deep_stem_renames(list(state_dict), prefix) if module.deep_stem else {}
+        if module.avg_down:
+            pooled = [f'{prefix}{layer}.{index}.' for layer, stage in zip(module.res_layers, module.stages)
+                      for index, block in enumerate(stage)
+                      if block.downsample is not None and isinstance(block.downsample[0], nn.AvgPool2d)]
+            renames.update(pooled_shortcut_renames(list(state_dict), pooled))
+        moved = {new: state_dict.pop(old) for old, new in renames.items()}  # all out first: targets overlap
+        state_dict.update(moved)

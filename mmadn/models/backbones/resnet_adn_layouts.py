@@ -6,9 +6,12 @@ Layouts (what a state dict looks like):
 - ``mmpretrain``: an ``ImageClassifier``: ``backbone.*`` (same names as above) and ``head.fc.*``.
 - ``mmdet``: a detector: ``backbone.*`` plus neck / heads, no classifier.
 ResNetADN's own parameter names are torchvision's, so every conversion is a renaming, exact to the bit.
+With ``deep_stem`` / ``avg_down`` the layout is mmdet's; ``deep_stem_renames`` and ``pooled_shortcut_renames``
+read mmpretrain's (ResNetV1c / V1d) into it.
 """
+import re
 from collections import OrderedDict
-from typing import Dict, Mapping
+from typing import Dict, Iterable, Mapping
 
 import torch
 
@@ -42,6 +45,44 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
     raise ValueError(
         f'Unknown checkpoint layout: expected a ResNet state dict with {_PROBE!r} (torchvision / released ADN) '
         f"or 'backbone.{_PROBE}' (mmpretrain / mmdet); found {len(keys)} keys such as: {sample}")
+
+
+_MMPRETRAIN_STEM_UNIT = re.compile(r'stem\.(\d+)\.([a-z_]+)\.(.+)')
+
+
+def deep_stem_renames(keys: Iterable[str], prefix: str = '') -> Dict[str, str]:
+    """``{old: new}`` for the deep-stem keys under ``prefix`` that are in mmpretrain's form.
+
+    mmpretrain's deep stem is three ConvModules (``stem.i.conv.*``, ``stem.i.bn.*``); mmdet's, which ResNetADN
+    builds, is one flat ``nn.Sequential`` of (conv, norm, ReLU) x 3: ``stem.{3i}.*`` and ``stem.{3i+1}.*``.
+    """
+    renames = {}
+    for key in keys:
+        match = _MMPRETRAIN_STEM_UNIT.fullmatch(key[len(prefix):]) if key.startswith(prefix) else None
+        if match is not None:
+            unit, part, rest = match.groups()
+            renames[key] = f'{prefix}stem.{3 * int(unit) + (0 if part == "conv" else 1)}.{rest}'
+    return renames
+
+
+def pooled_shortcut_renames(keys: Iterable[str], block_prefixes: Iterable[str]) -> Dict[str, str]:
+    """``{old: new}`` for the projection shortcuts of ``block_prefixes`` (``'layer1.0.'``) in mmpretrain's form.
+
+    With ``avg_down`` mmdet puts an ``AvgPool2d`` in front of every projection shortcut (a 1x1 identity where the
+    stride is 1): ``downsample.1`` conv, ``downsample.2`` norm. mmpretrain only where the shortcut strides, so
+    the first stage of its ResNetV1d has ``downsample.0`` conv, ``downsample.1`` norm.
+    """
+    keys = list(keys)
+    renames = {}
+    for block in block_prefixes:
+        if block + 'downsample.0.weight' not in keys:
+            continue
+        for key in keys:
+            for index in (0, 1):
+                head = f'{block}downsample.{index}.'
+                if key.startswith(head):
+                    renames[key] = f'{block}downsample.{index + 1}.{key[len(head):]}'
+    return renames
 
 
 def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
