@@ -17,6 +17,7 @@ from .synthetic_shapes import _background, _colour, draw_shape
 
 DET_CLASSES = ('circle', 'square', 'triangle', 'cross', 'diamond')
 MIN_VISIBLE = 0.3  # fraction of a shape that must stay visible for it to be annotated
+MIN_IMAGE_SIZE = 20  # the smallest side with room for a shape (radius 4 .. side // 4)
 
 
 def _polygons(mask: np.ndarray) -> List[List[float]]:
@@ -53,6 +54,19 @@ def _make_image(rng: np.random.Generator, size: Tuple[int, int], classes: Sequen
     return img, annotations[::-1]
 
 
+def check_coco_instances_args(num_train: int, num_val: int, size: Sequence[int], max_objects: int = 1) -> None:
+    """Refuse arguments the generator cannot honour before anything is written (a dataset without images or
+    too small for its shapes would only fail later, in training or evaluation)."""
+    if num_train < 1 or num_val < 1:
+        raise ValueError(f'need at least one train and one val image, got num_train={num_train}, '
+                         f'num_val={num_val} (an empty split fails later in the data loader or CocoMetric).')
+    if len(size) != 2 or min(size) < MIN_IMAGE_SIZE:
+        raise ValueError(f'image size (W, H) must be at least {MIN_IMAGE_SIZE} x {MIN_IMAGE_SIZE}, got {tuple(size)}: '
+                         'shapes are drawn with a radius from 4 pixels up to a quarter of the shorter side.')
+    if max_objects < 1:
+        raise ValueError(f'max_objects must be at least 1, got {max_objects}.')
+
+
 def make_coco_instances(root: str,
                         num_train: int = 200,
                         num_val: int = 50,
@@ -61,6 +75,7 @@ def make_coco_instances(root: str,
                         classes: Sequence[str] = DET_CLASSES,
                         seed: int = 0) -> Dict[str, str]:
     """Write a COCO-style dataset under ``root``; the same seed gives the same files. Returns the json paths."""
+    check_coco_instances_args(num_train, num_val, size, max_objects)
     rng = np.random.default_rng(seed)
     categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(classes)]
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)

@@ -245,6 +245,11 @@ class MultiExitClsHead(BaseModule):
         if self.teacher_fc is not None and prefix + 'teacher_fc.weight' not in state_dict:
             if prefix + f'exits.{self.num_exits - 1}.fc.weight' in state_dict:
                 converted = phase1_to_phase2(state_dict, self.num_exits, prefix)
+                # what phase II trains anew (the exits' linear layers, the ISC transfers) loads its own init, so
+                # that the load is complete (mmadn refuses a model that does not load fully, see mmadn.utils)
+                for key, value in self.state_dict(prefix=prefix).items():
+                    if key.startswith(prefix + 'exits.') and ('.fc.' in key or '.transfer.' in key):
+                        converted.setdefault(key, value)
                 state_dict.clear()
                 state_dict.update(converted)
                 print_log('Loaded a phase-I checkpoint into an IMTA phase-II head: its final linear layer became '

@@ -2,14 +2,17 @@
 
 Kept out of the scripts so that the scripts stay as short as mmdet's and the logic is importable and tested.
 """
+import difflib
 import os
 import os.path as osp
 import warnings
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+
+from .checkpoint import set_strict_load
 from mmengine.logging import print_log
 
 
@@ -24,20 +27,69 @@ def task_of(cfg: Config) -> str:
                      '(inherit from an mmdet:: or mmpretrain:: base config).')
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config, merge ``--cfg-options`` and warn about options that add keys the config lacks."""
+# Top-level keys that mmengine's Runner (and mmadn's tools) read although a config need not set them.
+RUNNER_KEYS = ('model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg', 'val_cfg',
+               'test_cfg', 'auto_scale_lr', 'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator',
+               'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'launcher', 'env_cfg',
+               'log_processor', 'log_level', 'visualizer', 'default_scope', 'randomness', 'experiment_name',
+               'runner_type', 'model_wrapper_cfg', 'find_unused_parameters', 'sync_bn', 'compile',
+               'activation_checkpointing', 'efficient_conv_bn_eval', 'custom_imports', 'tta_model', 'tta_pipeline')
+MMADN_KEYS = ('strict_load', 'allow_new_keys')
+# mmdet 2.x / mmcv 1.x names that mmengine no longer reads: adding them does nothing.
+LEGACY_KEYS = {
+    'resume_from': 'resume=True load_from=CKPT (or tools/train.py --resume CKPT)',
+    'checkpoint_config': 'default_hooks.checkpoint.interval=...',
+    'log_config': 'default_hooks.logger.interval=...',
+    'evaluation': 'train_cfg.val_interval=...',
+    'total_epochs': 'train_cfg.max_epochs=...',
+    'optimizer': 'optim_wrapper.optimizer.lr=...',
+    'lr_config': 'param_scheduler=...',
+    'data': 'train_dataloader.batch_size=... (one key per dataloader)',
+}
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, allow_new_keys: bool = False) -> Config:
+    """Read a config, merge ``--cfg-options`` and catch options that add keys the config lacks.
+
+    mmengine adds any key silently, so a typo in a top-level key (``load_form=...``) would be ignored and the
+    run would go on without it (train from scratch, exit code 0): that is an error here, with a suggestion,
+    unless ``allow_new_keys=True`` (also as ``--cfg-options allow_new_keys=True`` or a config key). A new nested
+    key only warns: it reaches a constructor, which refuses it. Also sets the ``strict_load`` policy of the
+    checkpoint loads (see :mod:`mmadn.utils.checkpoint`).
+    """
     if not osp.isfile(path):
         raise FileNotFoundError(f'Config file {path} does not exist.')
     cfg = Config.fromfile(path)
     if cfg_options:
+        allow_new_keys = allow_new_keys or bool(cfg_options.get('allow_new_keys', cfg.get('allow_new_keys', False)))
         for key in cfg_options:
-            if not _has_key(cfg, key):
+            if _has_key(cfg, key):
+                continue
+            top = key.split('.')[0]
+            if top not in cfg and top not in RUNNER_KEYS + MMADN_KEYS and not allow_new_keys:
+                raise ValueError(_unknown_top_level_key(key, top, list(cfg.keys())))
+            if top in cfg:
                 warnings.warn(
                     f'--cfg-options {key}=... adds a key the config does not have; if this is a typo, '
                     'the run will fail later with an unexpected-keyword error.',
                     stacklevel=2)
         cfg.merge_from_dict(cfg_options)
+    set_strict_load(cfg.get('strict_load', True))
     return cfg
+
+
+def _unknown_top_level_key(key: str, top: str, config_keys: List[str]) -> str:
+    known = sorted(set(config_keys) | set(RUNNER_KEYS) | set(MMADN_KEYS))
+    close = difflib.get_close_matches(top, known, n=3, cutoff=0.6)
+    lines = [f'--cfg-options {key}=...: {top!r} is not a key of the config nor one that mmengine\'s Runner reads, '
+             'so the option would be ignored without a word.']
+    if top in LEGACY_KEYS:
+        lines.append(f'{top!r} is an mmdet 2.x key; with mmengine use {LEGACY_KEYS[top]}.')
+    elif close:
+        lines.append('Did you mean ' + ' or '.join(repr(c) for c in close) + '?')
+    lines.append('To add a new top-level key on purpose, put it in the config or add --cfg-options '
+                 'allow_new_keys=True.')
+    return ' '.join(lines)
 
 
 def _has_key(cfg: Config, dotted: str) -> bool:
@@ -111,6 +163,12 @@ def set_launcher(cfg: Config, launcher: str) -> None:
     parameters where the trained sub-networks leave some (``set_find_unused_parameters``).
     """
     cfg.launcher = launcher
+    if launcher == 'pytorch' and not {'RANK', 'WORLD_SIZE'} <= set(os.environ):
+        # the tools set LOCAL_RANK themselves (for torch.distributed.launch), so only these tell torchrun apart
+        raise RuntimeError('--launcher pytorch expects to be started by torchrun, which sets RANK and WORLD_SIZE '
+                           '(not set here): run tools/dist_train.sh CONFIG NUM_PROCS (or tools/dist_test.sh), i.e. '
+                           'torchrun --nproc_per_node=N tools/train.py CONFIG --launcher pytorch; for a single '
+                           'process use --launcher none.')
     if launcher != 'none':
         set_find_unused_parameters(cfg)
     if launcher == 'none' or torch.cuda.is_available():
@@ -118,8 +176,6 @@ def set_launcher(cfg: Config, launcher: str) -> None:
     if launcher != 'pytorch':
         raise RuntimeError(f'--launcher {launcher} without a GPU is not supported; use --launcher pytorch with '
                            'torchrun (tools/dist_train.sh) for CPU-only distributed runs.')
-    if 'LOCAL_RANK' not in os.environ:
-        raise RuntimeError('--launcher pytorch expects to be started by torchrun (see tools/dist_train.sh).')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = dict(cfg.get('model_wrapper_cfg', None) or dict(type='MMDistributedDataParallel'))

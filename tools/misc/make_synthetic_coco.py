@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 from mmadn.datasets import make_coco_instances  # noqa: E402
+from mmadn.datasets.synthetic_coco import check_coco_instances_args  # noqa: E402
 
 
 def main():
@@ -20,6 +21,10 @@ def main():
     parser.add_argument('--size', type=int, nargs=2, default=(160, 160), metavar=('W', 'H'))
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
+    try:
+        check_coco_instances_args(args.num_train, args.num_val, args.size)
+    except ValueError as err:
+        parser.error(str(err))
     paths = make_coco_instances(args.root, args.num_train, args.num_val, tuple(args.size), seed=args.seed)
     for split, path in paths.items():
         print(f'{split}: {path}')
