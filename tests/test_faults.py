@@ -2,6 +2,8 @@
 arguments stop with a message that says what is wrong, instead of a silent wrong result or lost work."""
 import os
 import os.path as osp
+import re
+import signal
 import zipfile
 from collections import OrderedDict
 
@@ -197,7 +199,32 @@ def test_foreign_objects_in_a_legacy_checkpoint_are_still_refused_as_unsafe(tmp_
         safe_torch_load(str(path))
 
 
-# --- item 8: a top-level typo ------------------------------------------------------------
+# --- item 8: a kill while saving, a top-level typo ------------------------------------------------------------
+
+
+def test_a_kill_while_saving_leaves_the_previous_checkpoint(tmp_path, tiny_data):
+    """With max_keep_ckpts=1, mmengine removed iter_1.pth first and wrote iter_2.pth in place: killed in the
+    middle of that write, the run had no loadable checkpoint. The kill is the kernel's (file size limit)."""
+    config = tmp_path / 'faulty.py'
+    config.write_text(f"_base_ = ['{osp.abspath(CONFIG)}']\n"
+                      "custom_imports = dict(imports=['mmadn', 'tests._faults'], allow_failed_imports=False)\n"
+                      "custom_hooks = [dict(type='FileSizeLimitHook')]\n")
+    work = tmp_path / 'work'
+    common = [*_options(tiny_data)[:-1], 'train_cfg.val_interval=10', 'default_hooks.checkpoint.interval=1',
+              'default_hooks.checkpoint.max_keep_ckpts=1']  # [:-1]: the config's custom_hooks, not []
+    code, out = run_tool('tools/train.py', config, '--work-dir', work, '--cfg-options', *common,
+                         'train_cfg.max_iters=3', check=False)
+    assert code == -signal.SIGXFSZ, out[-3000:]
+    assert not osp.exists(work / 'iter_2.pth')  # never published half-written
+    assert safe_torch_load(str(work / 'iter_1.pth'))['meta']['iter'] == 1
+    assert open(work / 'last_checkpoint').read().endswith('iter_1.pth')
+    # the run resumes from it; the interrupted write is cleaned up
+    _, out = run_tool('tools/train.py', CONFIG, '--work-dir', work, '--resume', '--cfg-options', *common,
+                      'custom_hooks=[]', 'train_cfg.max_iters=2')
+    assert re.search(r'resumed epoch: \d+, iter: 1', out), out[-3000:]
+    assert safe_torch_load(str(work / 'iter_2.pth'))['meta']['iter'] == 2
+    assert not osp.exists(work / 'iter_1.pth')  # max_keep_ckpts=1, removed once iter_2.pth was complete
+    assert not [n for n in os.listdir(work) if n.endswith('.tmp')]
 
 
 @pytest.mark.parametrize('option, says', [('load_form=x.pth', "Did you mean 'load_from'?"),

@@ -15,7 +15,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
-from mmadn.utils import check_dataset_paths, load_config, set_launcher, set_work_dir  # noqa: E402
+from mmadn.utils import (check_dataset_paths, load_config, set_launcher, set_work_dir,  # noqa: E402
+                         use_atomic_checkpoints)
 
 
 def parse_args():
@@ -49,6 +50,7 @@ def main():
     check_dataset_paths(cfg, ('train', 'val') if cfg.get('val_cfg', None) is not None else ('train', ))
     set_work_dir(cfg, args.config, args.work_dir)
     set_launcher(cfg, args.launcher)
+    use_atomic_checkpoints(cfg)
 
     if args.amp:
         import torch

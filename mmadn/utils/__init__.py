@@ -1,10 +1,11 @@
 from .checkpoint import (SAFE_CHECKPOINT_GLOBALS, CheckpointMismatchError, CorruptCheckpointError,
                          UnsafeCheckpointError, check_checkpoint_fits, get_strict_load, safe_torch_load,
                          set_strict_load)
-from .runner_setup import check_dataset_paths, load_config, set_launcher, set_work_dir, task_of
+from .runner_setup import (check_dataset_paths, load_config, set_launcher, set_work_dir, task_of,
+                           use_atomic_checkpoints)
 
 __all__ = [
     'SAFE_CHECKPOINT_GLOBALS', 'CheckpointMismatchError', 'CorruptCheckpointError', 'UnsafeCheckpointError',
     'check_checkpoint_fits', 'get_strict_load', 'safe_torch_load', 'set_strict_load', 'check_dataset_paths',
-    'load_config', 'set_launcher', 'set_work_dir', 'task_of'
+    'load_config', 'set_launcher', 'set_work_dir', 'task_of', 'use_atomic_checkpoints'
 ]

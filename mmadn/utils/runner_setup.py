@@ -145,6 +145,20 @@ def _dataset_paths(dataset: dict):
             yield 'data_prefix' + (f'.{name}' if name else ''), osp.join(root, value)
 
 
+def use_atomic_checkpoints(cfg: Config) -> None:
+    """Save checkpoints with :class:`~mmadn.engine.hooks.AtomicCheckpointHook` where the config uses mmengine's
+    ``CheckpointHook`` (or leaves it to the Runner's default): same arguments, but a kill while saving no
+    longer leaves the run without a loadable checkpoint."""
+    hooks = cfg.get('default_hooks', None)
+    if hooks is None:
+        cfg.default_hooks = hooks = dict()
+    if 'checkpoint' not in hooks:
+        hooks['checkpoint'] = dict(type='CheckpointHook', interval=1)  # the Runner's default
+    hook = hooks['checkpoint']
+    if isinstance(hook, dict) and hook.get('type') == 'CheckpointHook':
+        hook['type'] = 'AtomicCheckpointHook'
+
+
 def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None:
     """CLI > config > ``./work_dirs/<config name>``, as in mmdet."""
     if work_dir is not None:
