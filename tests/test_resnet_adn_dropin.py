@@ -8,10 +8,10 @@ import copy
 
 import pytest
 import torch
-from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from mmpretrain.models.backbones import ResNet as MMPretrainResNet
 from mmpretrain.models.backbones import ResNetV1c, ResNetV1d
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
 
 from mmadn.models import ResNetADN
@@ -140,7 +140,8 @@ def test_get_layer_depth_matches_mmpretrain_and_drives_layer_decay():
         assert model.get_layer_depth(name) == reference.get_layer_depth(shared, 'backbone.'), name
     assert model.backbone.get_layer_depth('backbone.layer3.5.bn2_skip.weight', 'backbone.') == (5, 8)
     constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(
-        type='LearningRateDecayOptimWrapperConstructor', optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=1.0, weight_decay=0.0)),
+        type='LearningRateDecayOptimWrapperConstructor',
+        optim_wrapper_cfg=dict(optimizer=dict(type='SGD', lr=1.0, weight_decay=0.0)),
         paramwise_cfg=dict(layer_decay_rate=0.5)))
     wrapper = constructor(model)
     scales = {g['param_name']: g['lr_scale'] for g in wrapper.optimizer.param_groups for _ in g['params']}
