@@ -1,7 +1,14 @@
-"""Issue 5: norm recalibration, the Pareto front, and benchmark_subnets end to end on a classification config."""
+"""Issue 5: norm recalibration, the Pareto front, and benchmark_subnets end to end on a classification config;
+issue 13 (items 5, 6): its arguments checked first, a partial report kept, every row recalibrated."""
 import copy
+import importlib.util
 import json
+import os
 import os.path as osp
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -10,7 +17,7 @@ from mmadn.analysis import active_parameters, pareto_front
 from mmadn.datasets import make_classification_folder
 from mmadn.models import ResNetADN, recalibrate_norms, recalibrated
 
-from ._cli import run_tool
+from ._cli import ROOT, run_tool
 
 CLS_CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 
@@ -78,13 +85,13 @@ def cls_checkpoint(tmp_path_factory):
 def test_benchmark_tool_on_a_classification_config(cls_checkpoint, tmp_path):
     ckpt, opts = cls_checkpoint
     skips = ['FFFF', 'TFFF', 'TTFF', 'TTTT']
-    _, out = run_tool('tools/analysis_tools/benchmark_subnets.py', CLS_CONFIG, ckpt, '--skips', *skips,
-                      '--out-dir', tmp_path, '--runs', '2', '--warmup', '1', '--recalibrate', '2', '--export',
-                      'TTTT', '--fuse', '--cfg-options', *opts)
+    _, out = run_tool('tools/analysis_tools/benchmark_subnets.py', CLS_CONFIG, ckpt, '--skips', 'super', 'tfff',
+                      'TTFF', 'base', '--out-dir', tmp_path, '--runs', '2', '--warmup', '1', '--recalibrate', '2',
+                      '--export', 'ttTT', '--fuse', '--cfg-options', *opts)
     for ext in ('md', 'csv', 'json', 'png'):
         assert osp.getsize(tmp_path / f'subnets.{ext}') > 0
     rows = json.load(open(tmp_path / 'subnets.json'))['subnets']
-    assert [r['skip'] for r in rows] == skips
+    assert [r['skip'] for r in rows] == skips  # canonical T/F form
     assert all(0 <= r['top1'] <= 100 for r in rows)
     gflops = [r['gflops'] for r in rows]
     assert gflops == sorted(gflops, reverse=True) and gflops[0] > gflops[-1]
@@ -93,3 +100,105 @@ def test_benchmark_tool_on_a_classification_config(cls_checkpoint, tmp_path):
     assert osp.isfile(tmp_path / 'export_TTTT' / 'backbone.onnx')
     assert osp.isfile(tmp_path / 'export_TTTT' / 'model.pth') and osp.isfile(tmp_path / 'export_TTTT' / 'config.py')
     assert '| skip |' in out
+
+
+def _benchmark_tool():
+    spec = importlib.util.spec_from_file_location('benchmark_subnets',
+                                                  osp.join(ROOT, 'tools/analysis_tools/benchmark_subnets.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('args, says', [
+    (['--export', 'TTTX'], "Invalid skip 'TTTX'"),
+    (['--skips', 'FFFF', 'TTF'], "Invalid skip 'TTF'"),
+    (['--skips', 'FFFF', '--export', 'base'], '--export base (TTTT) is not among the sub-networks to measure'),
+    (['--runs', '0'], '--runs: must be at least 1, got 0'),
+    (['--recalibrate', '-1'], '--recalibrate: must be at least 0, got -1'),
+    (['--fuse'], '--fuse folds the norms of the exported sub-network'),
+])
+def test_benchmark_arguments_are_checked_before_any_work(cls_checkpoint, tmp_path, capsys, args, says):
+    ckpt, opts = cls_checkpoint
+    out_dir = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exit_:
+        _benchmark_tool().main([CLS_CONFIG, ckpt, '--out-dir', str(out_dir), *args, '--cfg-options', *opts])
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
+    assert not out_dir.exists()  # no runner was built, nothing measured
+
+
+def test_benchmark_stopped_midway_keeps_what_it_measured(cls_checkpoint, tmp_path):
+    """Interrupted (Ctrl-C) after its first sub-network, the tool used to write nothing."""
+    ckpt, opts = cls_checkpoint
+    cmd = [sys.executable, 'tools/analysis_tools/benchmark_subnets.py', CLS_CONFIG, ckpt, '--out-dir',
+           str(tmp_path), '--runs', '1', '--warmup', '0', '--cfg-options', *opts]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, 'OMP_NUM_THREADS': '2'})
+    report = tmp_path / 'subnets.json'
+    deadline = time.time() + 300
+    while not report.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert report.exists(), proc.communicate()[0][-3000:]
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode != 0 and 'KeyboardInterrupt' in out  # stopped before the 16 sub-networks
+    written = json.load(open(report))
+    measured = [r['skip'] for r in written['subnets']]
+    assert 1 <= len(measured) < 16 and measured == ResNetADN(18).subnets()[:len(measured)]
+    assert f'stopped after {len(measured)} of 16 sub-networks (KeyboardInterrupt)' in written['title']
+    assert all(r['top1'] is not None for r in written['subnets'])
+
+
+def test_every_row_runs_with_its_recalibrated_statistics_and_the_checkpoints_come_back(cls_checkpoint, tmp_path):
+    """Issue 13, item 6: the checkpoint was loaded inside the first row's recalibration (that row ran on the
+    checkpoint's statistics) and the context's exit restored the statistics from before the load."""
+    from mmengine.runner import Runner, load_checkpoint
+    from mmpretrain.registry import MODELS
+
+    from mmadn.analysis import measure_subnets, recalibration_batches
+    from mmadn.utils import load_config
+
+    ckpt, opts = cls_checkpoint
+    options = dict(o.split('=', 1) for o in opts)
+    options = {k: (int(v) if v.isdigit() else v) for k, v in options.items()}
+    cfg = load_config(CLS_CONFIG, options)
+    cfg.work_dir, cfg.load_from, cfg.custom_hooks = str(tmp_path), ckpt, []
+    cfg.experiment_name = f'recalibration_{tmp_path.name}'
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    batches = recalibration_batches(runner, 2)
+    norms = {'backbone.bn1': None, 'backbone.layer2.0.bn1_skip': None, 'backbone.layer2.0.bn1': None}
+    used = {}
+
+    def record(name):
+        def hook(module, inputs):
+            if not module.training:  # eval forwards: the last one of a row is its measurement's
+                used[name] = module.running_mean.clone()
+        return hook
+
+    modules = dict(model.named_modules())
+    handles = [modules[n].register_forward_pre_hook(record(n)) for n in norms]
+    rows = []
+    for row in measure_subnets(runner, ['FFFF', 'TTTT'], 'classification', torch.device('cpu'), runs=1, warmup=0,
+                               batches=batches):
+        rows.append((row['skip'], dict(used)))
+        used.clear()
+    for h in handles:
+        h.remove()
+
+    reference = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))  # as the Runner builds it
+    load_checkpoint(reference, ckpt, map_location='cpu', logger='silent')
+    checkpoint_state = copy.deepcopy(reference.state_dict())
+    for skip, seen in rows:
+        ref = copy.deepcopy(reference)
+        recalibrate_norms(ref, batches, skip)
+        ref_modules = dict(ref.named_modules())
+        assert seen, skip
+        for name, mean in seen.items():
+            torch.testing.assert_close(mean, ref_modules[name].running_mean, msg=f'{skip} {name}')
+            assert not torch.equal(mean, checkpoint_state[name + '.running_mean']), f'{skip} {name}'
+    assert set(rows[0][1]) == {'backbone.bn1', 'backbone.layer2.0.bn1'}  # the super-net: shared norms
+    assert set(rows[1][1]) == {'backbone.bn1', 'backbone.layer2.0.bn1_skip'}  # the base-net: the twin
+    for key, value in model.state_dict().items():  # after the loop: the checkpoint's statistics, not the init's
+        assert torch.equal(value, checkpoint_state[key]), key

@@ -1,0 +1,78 @@
+"""The measuring loop of ``tools/analysis_tools/benchmark_subnets.py``: one model, loaded once, every depth."""
+import itertools
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import torch
+
+from mmadn.models import adaptive_backbones, recalibrated, subnet
+from mmadn.models.utils.adaptive_depth import parse_skip, skip_to_str
+from .measure import active_parameters, count_flops, measure_latency, peak_memory
+
+QUALITY_KEYS = {'detection': ('coco/bbox_mAP', 'coco/segm_mAP'), 'classification': ('accuracy/top1', 'accuracy/top5')}
+
+
+def canonical_skips(skips: Sequence, num_flags: int, owner: str = 'the backbone') -> List[str]:
+    """The T/F form of every skip (``'ttff'`` -> ``'TTFF'``, ``'super'`` -> ``'FFFF'``), duplicates dropped;
+    raises the backbone's ValueError for an invalid one."""
+    return list(dict.fromkeys(skip_to_str(parse_skip(s, num_flags, owner)) for s in skips))
+
+
+def first_batch(runner, batch_size: int) -> dict:
+    batch = next(iter(runner.test_dataloader))
+    batch = {k: v[:batch_size] for k, v in batch.items()}
+    return runner.model.data_preprocessor(batch, False)
+
+
+def recalibration_batches(runner, num: int) -> List:
+    """``num`` training batches (fewer if the loader has fewer), taken once so that every row uses the same."""
+    return list(itertools.islice(iter(runner.train_dataloader), num))
+
+
+def measure_subnets(runner,
+                    skips: Sequence[str],
+                    task: str,
+                    device: torch.device,
+                    batch_size: int = 1,
+                    warmup: int = 3,
+                    runs: int = 10,
+                    batches: Optional[List] = None) -> Iterator[Dict]:
+    """Yield one row of measurements per sub-network of ``runner.model``.
+
+    The checkpoint (``runner``'s ``load_from``) is loaded once, before the first row: loading it inside a row's
+    recalibration would let that row run on the checkpoint's statistics, and the context's exit would then
+    restore the statistics from before the load for every later row. While the caller handles a row, its
+    sub-network is active (with its recalibrated statistics when ``batches`` is given), e.g. to export it.
+    """
+    model = runner.model
+    runner.call_hook('before_run')
+    runner.load_or_resume()
+    model.to(device).eval()
+    backbone = adaptive_backbones(model)[0]
+    data = first_batch(runner, batch_size)
+    inputs, samples = data['inputs'].to(device), data['data_samples']
+
+    def predict():
+        return model(inputs, samples, mode='predict')
+
+    try:
+        for skip in skips:
+            context = recalibrated(model, batches, skip) if batches else subnet(model, skip)
+            with context:
+                metrics = runner.test_loop.run()
+                model.to(device).eval()
+                row = dict(skip=skip, blocks=len(backbone.active_blocks()))
+                for key in QUALITY_KEYS[task]:
+                    if key in metrics:
+                        row[key.split('/')[-1]] = float(metrics[key])
+                row['params_m'] = active_parameters(model, predict) / 1e6
+                row['gflops'] = count_flops(model, lambda x: model(x, samples, mode='tensor'), inputs) / 1e9
+                row['backbone_gflops'] = count_flops(model, model.backbone, inputs) / 1e9
+                row.update({f'latency_{k}': v for k, v in measure_latency(predict, device, warmup, runs).items()})
+                row['latency_ms'] = row.pop('latency_median_ms')
+                row['backbone_latency_ms'] = measure_latency(lambda: model.backbone(inputs), device, warmup,
+                                                             runs)['median_ms']
+                with torch.no_grad():
+                    row['peak_mem_mib'] = peak_memory(predict, device)
+                yield row
+    finally:
+        runner.call_hook('after_run')
