@@ -245,3 +245,51 @@ def test_objective_rejects_bad_settings():
         SubPathDistillation(model, model.loss, features=dict(nek='channel'))
     with pytest.raises(ValueError, match="Unknown mode"):
         SubPathDistillation(model, model.loss, features=dict(head='softmax'))
+
+
+def test_released_pooled_term_is_bit_for_bit_the_old_formula():
+    """The classification recipe must not move: without ``normalize`` the maps are divided by T, pooled, then
+    compared, exactly as before the option existed."""
+    t, s = torch.randn(3, 16, 5, 5), torch.randn(3, 16, 5, 5)
+    for T in (1.0, 4.0):
+        pooled_t, pooled_s = (t / T).flatten(2).mean(-1), (s / T).flatten(2).mean(-1)
+        log_p_t, log_p_s = F.log_softmax(pooled_t, dim=1), F.log_softmax(pooled_s, dim=1)
+        old = (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean() * T**2
+        assert torch.equal(feature_kl(t, s, 'pooled', T), old)
+
+
+def test_normalized_kl_sees_the_pattern_not_the_scale():
+    """An FPN level's small values make the raw channel softmax nearly uniform: its KL is tiny however
+    different the two maps are. Standardized, the KL does not depend on the scale and is of order one."""
+    t, s = torch.randn(2, 64, 6, 6), torch.randn(2, 64, 6, 6)
+    small = feature_kl(0.05 * t, 0.05 * s, 'channel')
+    assert small < 5e-3 < feature_kl(t, s, 'channel')
+    normalized = feature_kl(0.05 * t, 0.05 * s, 'channel', normalize=True)
+    torch.testing.assert_close(normalized, feature_kl(3 * t, 3 * s, 'channel', normalize=True), rtol=2e-3, atol=0)
+    assert normalized > 100 * small
+    z = lambda x: (x - x.mean(1, keepdim=True)) / x.var(1, unbiased=False, keepdim=True).add(1e-6).sqrt()  # noqa
+    torch.testing.assert_close(normalized, _hand_kl(z(0.05 * t.flatten(2)), z(0.05 * s.flatten(2)), 1.0, 1).mean())
+    # T applies to the standardized logits; identical patterns at any scale give no KL
+    torch.testing.assert_close(feature_kl(t, s, 'spatial', 2.0, normalize=True),
+                               _hand_kl(z(t.flatten(2).transpose(1, 2)).transpose(1, 2),
+                                        z(s.flatten(2).transpose(1, 2)).transpose(1, 2), 2.0, 2).mean() * 4)
+    assert feature_kl(t, 2 * t, 'channel', normalize=True).abs() < 1e-5
+
+
+def test_features_take_normalize_and_the_defaults_keep_their_forms():
+    detector = _detector()
+    objective = SubPathDistillation(detector, detector.loss, features=dict(neck=dict(mode='channel',
+                                                                                      normalize=True)))
+    assert objective.features['neck']['normalize'] is True
+    inputs, samples = _det_batch()
+    losses = objective(inputs, samples)
+    with torch.no_grad(), subnet(detector, 'super'):
+        t = detector.extract_feat(inputs)
+    with torch.no_grad(), subnet(detector, 'base'):
+        s = detector.extract_feat(inputs)
+    torch.testing.assert_close(losses['loss_kl_neck_0'], 0.5 * feature_kl(t[0], s[0], 'channel', normalize=True))
+    classifier = _classifier()
+    released = SubPathDistillation(classifier, classifier.loss)
+    assert all(not spec['normalize'] for spec in released.features.values())
+    with pytest.raises(ValueError, match='not to logits'):
+        SubPathDistillation(classifier, classifier.loss, features=dict(head=dict(mode='logits', normalize=True)))

@@ -109,12 +109,15 @@ class SubPathDistillation:
             if mode not in FEATURE_MODES + ('logits', ):
                 raise ValueError(f"Unknown mode {mode!r} for feature {name!r}; choose from "
                                  f"{FEATURE_MODES + ('logits', )}.")
-            unknown = set(spec) - {'mode', 'levels', 'weight'}
+            unknown = set(spec) - {'mode', 'levels', 'weight', 'normalize'}
             if unknown:
                 raise ValueError(f'Unknown option(s) {sorted(unknown)} for feature {name!r}; '
-                                 "allowed: 'mode', 'levels', 'weight'.")
+                                 "allowed: 'mode', 'levels', 'weight', 'normalize'.")
+            if spec.get('normalize') and mode == 'logits':
+                raise ValueError(f"normalize applies to feature maps, not to logits (feature {name!r}).")
             spec.setdefault('levels', None)
             spec.setdefault('weight', 1.0)
+            spec.setdefault('normalize', False)
             out[name] = spec
         if not out:
             raise ValueError('features is empty: name at least one module whose output to distill.')
@@ -155,7 +158,7 @@ class SubPathDistillation:
                 if spec['mode'] == 'logits':
                     kl = logits_kl(t, s, self.temperature, self.logits_topk)
                 else:
-                    kl = feature_kl(t, s, spec['mode'], self.temperature)
+                    kl = feature_kl(t, s, spec['mode'], self.temperature, spec['normalize'])
                 suffix = f'_{level}' if len(teacher_out) > 1 else ''
                 losses[key + suffix] = kl * (kl_weight * spec['weight'])
         return losses

@@ -18,8 +18,14 @@ def _kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, dim: int) ->
     return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=dim)
 
 
+def _standardize(x: torch.Tensor, dim: int, eps: float = 1e-6) -> torch.Tensor:
+    """Zero mean, unit variance along ``dim``: the softmax then sees the feature's pattern, not its scale."""
+    mean = x.mean(dim, keepdim=True)
+    return (x - mean) / (x.var(dim, unbiased=False, keepdim=True) + eps).sqrt()
+
+
 def feature_kl(teacher: torch.Tensor, student: torch.Tensor, mode: str = 'channel',
-               temperature: float = 1.0) -> torch.Tensor:
+               temperature: float = 1.0, normalize: bool = False) -> torch.Tensor:
     """KL between feature maps (N, C, H, W) turned into distributions.
 
     Modes: ``'channel'``: softmax over channels at each position, averaged over positions (the dense form of
@@ -27,23 +33,33 @@ def feature_kl(teacher: torch.Tensor, student: torch.Tensor, mode: str = 'channe
     (channel-wise distillation for dense prediction); ``'pooled'``: softmax over channels of the globally
     average-pooled map (the released classification recipe, spec section 5); ``'tokens'``: the same for a
     transformer's token sequence (N, L, C), averaged over the tokens.
+
+    ``normalize``: standardize the logits along the softmax dimension first. An FPN level's values are small
+    (std ~0.1-0.5), so its channel softmax is almost uniform and the KL is ~1e-4 whatever the base-net does;
+    standardized, the KL measures the difference of the two patterns at a scale of its own (docs/adn.md).
     """
     if teacher.shape != student.shape:
         raise ValueError(f'teacher and student features differ in shape: {tuple(teacher.shape)} vs '
                          f'{tuple(student.shape)}')
-    t, s = teacher / temperature, student / temperature
+    # Without normalize, the maps are divided by T before pooling, as released (bit-for-bit the same recipe);
+    # standardizing would cancel that division, so with normalize T applies to the standardized logits.
+    scale = 1.0 if normalize else temperature
+    t, s = teacher / scale, student / scale
     if mode == 'pooled':
-        kl = _kl(t.flatten(2).mean(-1), s.flatten(2).mean(-1), dim=1)  # (N,)
+        t, s, dim = t.flatten(2).mean(-1), s.flatten(2).mean(-1), 1  # (N, C)
     elif mode == 'tokens':
         if t.dim() != 3:
             raise ValueError(f"mode 'tokens' expects (N, L, C) token features, got shape {tuple(t.shape)}")
-        kl = _kl(t.mean(1), s.mean(1), dim=1)  # (N,)
-    elif mode == 'channel':
-        kl = _kl(t.flatten(2), s.flatten(2), dim=1).mean(-1)  # (N, HW) -> (N,)
-    elif mode == 'spatial':
-        kl = _kl(t.flatten(2), s.flatten(2), dim=2).mean(-1)  # (N, C) -> (N,)
+        t, s, dim = t.mean(1), s.mean(1), 1  # (N, C)
+    elif mode in ('channel', 'spatial'):
+        t, s, dim = t.flatten(2), s.flatten(2), 1 if mode == 'channel' else 2  # (N, C, HW)
     else:
         raise ValueError(f'Unknown feature distillation mode {mode!r}; choose from {FEATURE_MODES}.')
+    if normalize:
+        t, s = _standardize(t, dim) / temperature, _standardize(s, dim) / temperature
+    kl = _kl(t, s, dim=dim)  # (N,) for pooled / tokens; (N, HW) or (N, C) for maps: averaged per sample
+    if kl.dim() > 1:
+        kl = kl.mean(-1)
     return kl.mean() * temperature**2
 
 
