@@ -27,3 +27,6 @@ train_cfg = dict(by_epoch=True, max_epochs=150, val_interval=1)
 custom_hooks = [dict(type='ADNDistillHook', alpha=0.5, temperature=1.0, logits_topk=500)]
 
 auto_scale_lr = dict(base_batch_size=256)
+
+# A last batch of one image would stop BatchNorm training mid-run ("Expected more than 1 value per channel").
+train_dataloader = dict(drop_last=True)

@@ -45,6 +45,7 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=1,
     persistent_workers=False,
+    drop_last=True,  # a last batch of one image would stop BatchNorm training mid-run (1x1 maps at 32x32)
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train', pipeline=train_pipeline))
 val_dataloader = dict(

@@ -66,8 +66,17 @@ def main(argv=None):
     torch.save(dict(meta=meta, state_dict=state), args.out)
     kept = f'; {len(fresh)} detection-only output-norm tensors keep their init' if fresh else ''
     print(f'{args.checkpoint}: {len(state)} backbone tensors -> {args.out} (fits {backbone_cfg.type} of '
-          f'{osp.basename(args.config)}{kept}).\n'
-          f'Train the detector with: --cfg-options model.backbone.init_cfg.checkpoint={args.out}')
+          f'{osp.basename(args.config)}{kept}).\n{next_step(cfg.model.backbone.get("init_cfg"), args.out)}')
+
+
+def next_step(init_cfg, out: str) -> str:
+    """How to train from OUT. ``--cfg-options model.backbone.init_cfg.checkpoint=`` only merges into a config
+    whose backbone already has a ``Pretrained`` init_cfg (mmengine refuses to merge keys into None)."""
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        return f'Train the detector with: --cfg-options model.backbone.init_cfg.checkpoint={out}'
+    return ('The detection config has no Pretrained backbone init; add to it:\n'
+            f"  model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='{out}', prefix='backbone.')))")
+
 
 if __name__ == '__main__':
     main()
