@@ -54,6 +54,51 @@ def _make_image(rng: np.random.Generator, size: Tuple[int, int], classes: Sequen
     return img, annotations[::-1]
 
 
+def _crop(img: np.ndarray, bbox: Sequence[float], side: float, shift: np.ndarray, size: int) -> np.ndarray:
+    """The square of ``side`` pixels around ``bbox`` (centre moved by ``shift``), resized to ``size``; what falls
+    outside the image is mirrored in, so every crop is full of scene."""
+    x, y, w, h = bbox
+    cx, cy = x + w / 2 + shift[0], y + h / 2 + shift[1]
+    scale = size / side
+    affine = np.float32([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]])
+    return cv2.warpAffine(img, affine, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def make_instance_crops(root: str,
+                        train_per_class: int = 200,
+                        val_per_class: int = 40,
+                        size: int = 32,
+                        scene_size: Tuple[int, int] = (160, 160),
+                        max_objects: int = 6,
+                        classes: Sequence[str] = DET_CLASSES,
+                        seed: int = 0) -> str:
+    """Write ``root/{train,val}/<class>/<n>.png``: crops of the instances of generated detection scenes.
+
+    The pretraining data of the demo (the paper's ImageNet step): the same shapes, colours, clutter, occlusions
+    and scales as the detection data, one labelled instance per crop, classes balanced. Scenes are drawn from
+    their own seed stream, so no crop comes from an image of the detection set made with the same ``seed``.
+    """
+    if train_per_class < 1 or val_per_class < 1 or size < 16:
+        raise ValueError(f'need at least one crop per class and split and size >= 16, got train_per_class='
+                         f'{train_per_class}, val_per_class={val_per_class}, size={size}')
+    rng = np.random.default_rng([seed, 1])
+    for split, count in (('train', train_per_class), ('val', val_per_class)):
+        written = [0] * len(classes)
+        for name in classes:
+            os.makedirs(osp.join(root, split, name), exist_ok=True)
+        while min(written) < count:
+            img, anns = _make_image(rng, scene_size, classes, max_objects)
+            for ann in anns:
+                label = ann['category_id'] - 1
+                if written[label] >= count:
+                    continue
+                side = max(ann['bbox'][2:]) * rng.uniform(1.15, 1.6)
+                crop = _crop(img, ann['bbox'], side, rng.uniform(-0.1, 0.1, 2) * side, size)
+                cv2.imwrite(osp.join(root, split, classes[label], f'{written[label]:05d}.png'), crop)
+                written[label] += 1
+    return root
+
+
 def check_coco_instances_args(num_train: int, num_val: int, size: Sequence[int], max_objects: int = 1) -> None:
     """Refuse arguments the generator cannot honour before anything is written (a dataset without images or
     too small for its shapes would only fail later, in training or evaluation)."""
