@@ -27,8 +27,9 @@ class ADNDistillHook(Hook):
         alpha (float): weight of the super-net's task losses; the KL terms get ``1 - alpha``. Default 0.5.
         temperature (float): softmax temperature T; terms are scaled by T^2. Default 1 (as released).
         features (dict, optional): module name -> mode (``'channel'``, ``'spatial'``, ``'pooled'``,
-            ``'logits'``) or ``dict(mode=..., levels=..., weight=...)``. Default: detection, every neck level
-            with a channel softmax per position; classification, the pooled stage features and the logits.
+            ``'logits'``) or ``dict(mode=..., levels=..., weight=..., normalize=...)``. Default: detection, every
+            neck level with a softmax over positions per channel (docs/adn.md, "The FPN term"); classification,
+            the pooled stage features and the logits.
         logits_topk (int, optional): restrict the logits KL to the super-net's top-k classes (500 in the
             released ImageNet recipe).
         teacher, student (str): the pair of sub-networks trained. Default ``'super'`` and ``'base'``.

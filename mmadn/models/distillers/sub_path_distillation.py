@@ -19,10 +19,11 @@ FeatureSpec = Union[str, dict]
 
 
 def default_distill_features(model: nn.Module) -> Dict[str, dict]:
-    """Detection: every level of the neck's output. Classification: pooled stage features (all stages but the
-    last, which the logits cover) and the logits, as released."""
+    """Detection: every level of the neck's output, softmax over positions per channel (it sends the base-net's
+    twins about 3x the gradient of the channel softmax; docs/adn.md, "The FPN term"). Classification: pooled stage
+    features (all stages but the last, which the logits cover) and the logits, as released."""
     if getattr(model, 'neck', None) is not None and not _is_classifier(model):
-        return {'neck': dict(mode='channel')}
+        return {'neck': dict(mode='spatial')}
     if _is_classifier(model):
         backbone = adaptive_backbones(model)[0]
         features = {f'backbone.{name}': dict(spec) for name, spec in backbone.distill_stage_features().items()}
