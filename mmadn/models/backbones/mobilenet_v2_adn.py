@@ -18,7 +18,7 @@ from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
-from ..utils.norm_checkpoint import checkpoint_with_norms, disable_block_checkpointing
+from ..utils.norm_checkpoint import disable_block_checkpointing, run_active_blocks
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .resnet_adn import num_mandatory_blocks
 
@@ -37,15 +37,7 @@ class _InvertedResidualStage(nn.Sequential):
         return len(self)
 
     def forward(self, x):
-        num_active = self.num_active()
-        for index, block in enumerate(self):
-            if index == num_active:
-                break
-            if self.with_cp and x.requires_grad:  # mmpretrain's condition for checkpointing a block
-                x = checkpoint_with_norms(block, self._cp_slots[index], x)
-            else:
-                x = block(x)
-        return x
+        return run_active_blocks(self, self.num_active(), x)
 
 
 class ADNInvertedResidualStage(_InvertedResidualStage):

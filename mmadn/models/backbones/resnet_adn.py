@@ -21,7 +21,7 @@ from torch import nn
 
 from mmadn.registry import register_model
 from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
-from ..utils.norm_checkpoint import checkpoint_with_norms
+from ..utils.norm_checkpoint import run_active_blocks
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .resnet_adn_layouts import deep_stem_renames, pooled_shortcut_renames
 
@@ -125,14 +125,7 @@ class ADNResLayer(ResLayer):
 
     def forward(self, x):
         num_active = self.num_mandatory if self.skip else len(self)
-        for index, block in enumerate(self):
-            if index == num_active:
-                break
-            if self.with_cp and x.requires_grad:  # mmdet's condition for checkpointing a block
-                x = checkpoint_with_norms(block, self._cp_slots[index], x)
-            else:
-                x = block(x)
-        return x
+        return run_active_blocks(self, num_active, x)
 
 
 @register_model
