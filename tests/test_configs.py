@@ -93,7 +93,11 @@ def test_detection_config_takes_an_algorithm1_step_with_its_own_hook_settings(na
     num_levels = cfg.model.neck.num_outs
     assert sorted(k for k in losses if k.startswith('loss_kl')) == [f'loss_kl_neck_{i}' for i in range(num_levels)]
     total = sum(v if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items() if 'loss' in k)
-    assert torch.isfinite(total) and all(losses[f'loss_kl_neck_{i}'] > 0 for i in range(num_levels))
+    assert torch.isfinite(total)
+    with torch.no_grad():
+        positions = [level.shape[-2:].numel() for level in model.extract_feat(data['inputs'])]
+    for i in range(num_levels):  # a softmax over the positions of a 1x1 level (RetinaNet's P7 at 128 px) is 1
+        assert losses[f'loss_kl_neck_{i}'] > 0 if positions[i] > 1 else losses[f'loss_kl_neck_{i}'] == 0
     total.backward()
     twin = model.backbone.layer3[0].bn1_skip.weight  # a twin is used by the base-net only
     assert twin.grad is not None and twin.grad.abs().sum() > 0
