@@ -290,6 +290,6 @@ def test_features_take_normalize_and_the_defaults_keep_their_forms():
     torch.testing.assert_close(losses['loss_kl_neck_0'], 0.5 * feature_kl(t[0], s[0], 'channel', normalize=True))
     classifier = _classifier()
     released = SubPathDistillation(classifier, classifier.loss)
-    assert all(not spec['normalize'] for spec in released.features.values())
+    assert all(not spec.get('normalize') for spec in released.features.values())
     with pytest.raises(ValueError, match='not to logits'):
         SubPathDistillation(classifier, classifier.loss, features=dict(head=dict(mode='logits', normalize=True)))

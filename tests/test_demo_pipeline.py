@@ -51,7 +51,8 @@ def test_cls_to_det_backbone_prints_a_next_step_that_merges_into_the_config():
 
 def _demo(work_dir):
     env = {**os.environ, 'WORK_DIR': str(work_dir), 'PY': sys.executable, 'OMP_NUM_THREADS': '2',
-           'PRETRAIN_OPTIONS': 'train_cfg.max_iters=3', 'DETECTOR_OPTIONS': 'train_cfg.max_iters=3',
+           'PRETRAIN_OPTIONS': 'train_cfg.max_iters=3 default_hooks.logger.interval=1',
+           'DETECTOR_OPTIONS': 'train_cfg.max_iters=3 default_hooks.logger.interval=1',
            'SKIPS': 'FFFF ttff base', 'BENCH_ARGS': '--runs 1 --warmup 0'}
     proc = subprocess.run(['bash', 'scripts/demo.sh'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr

@@ -502,7 +502,7 @@ def test_mask_rcnn_config_builds_trains_and_switches():
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'mask_rcnn_swin_t_adn_fpn_1x_coco.py'))
     assert cfg.default_scope == 'mmdet' and 'mmadn' in cfg.custom_imports.imports
     assert [h.type for h in cfg.custom_hooks] == ['ADNDistillHook'] and cfg.custom_hooks[0].features == dict(
-        neck='channel')
+        neck='spatial')
     backbone_cfg = cfg.model.backbone
     assert backbone_cfg.init_cfg == dict(type='Pretrained', checkpoint='checkpoints/swin_t_adn_in1k.pth',
                                          prefix='backbone.')

@@ -118,7 +118,6 @@ class SubPathDistillation:
                 raise ValueError(f"normalize applies to feature maps, not to logits (feature {name!r}).")
             spec.setdefault('levels', None)
             spec.setdefault('weight', 1.0)
-            spec.setdefault('normalize', False)
             out[name] = spec
         if not out:
             raise ValueError('features is empty: name at least one module whose output to distill.')
@@ -159,7 +158,7 @@ class SubPathDistillation:
                 if spec['mode'] == 'logits':
                     kl = logits_kl(t, s, self.temperature, self.logits_topk)
                 else:
-                    kl = feature_kl(t, s, spec['mode'], self.temperature, spec['normalize'])
+                    kl = feature_kl(t, s, spec['mode'], self.temperature, spec.get('normalize', False))
                 suffix = f'_{level}' if len(teacher_out) > 1 else ''
                 losses[key + suffix] = kl * (kl_weight * spec['weight'])
         return losses
