@@ -6,11 +6,8 @@ always run, the rest are skipped when the stage's flag is ``T``. The norms of th
 mmdet's (and torchvision's), so plain ResNet checkpoints line up; the twins they lack are filled from the shared
 norms on load.
 """
-import copy
 import inspect
-import itertools
-import math
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn.bricks import DropPath
@@ -20,18 +17,20 @@ from mmpretrain.models.backbones import ResNet as MMPretrainResNet
 from torch import nn
 
 from mmadn.registry import register_model
-from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
-from ..utils.norm_checkpoint import run_active_blocks
+from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
+from ..utils.skippable import TWIN_SUFFIX, SkippableStage, num_mandatory_blocks
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .resnet_adn_layouts import deep_stem_renames, pooled_shortcut_renames
+
+__all__ = ['ResNetADN', 'ADNResLayer', 'num_mandatory_blocks']
 
 _NORM_NAME_ATTRS = ('norm1_name', 'norm2_name', 'norm3_name')
 _DROP_PATH_EPS = 1e-5  # mmpretrain's threshold below which a block gets no drop path
 
 
-def num_mandatory_blocks(num_blocks: int) -> int:
-    """Blocks of a stage that always run: ``min(n - 1, ceil(n / 2))``, never fewer than the first block."""
-    return max(1, min(num_blocks - 1, math.ceil(num_blocks / 2)))
+def _block_norms(block: nn.Module) -> List[Tuple[nn.Module, str]]:
+    """A block's switchable norms: mmdet's blocks read them through ``normK_name``."""
+    return [(block, attr) for attr in _NORM_NAME_ATTRS if hasattr(block, attr)]
 
 
 class _ResidualDropPath:
@@ -46,41 +45,18 @@ class _ResidualDropPath:
         return self.drop_path(output)
 
 
-class ADNResLayer(ResLayer):
-    """A ResNet stage whose blocks after the first ``num_mandatory`` can be skipped.
-
-    Every norm of a mandatory block has a twin used only while the stage skips. A block reads its norms
-    through ``normK_name``, so selecting the twins is a string assignment: nothing is rebuilt or copied.
-    """
+class ADNResLayer(SkippableStage, ResLayer):
+    """mmdet's ResNet stage as a ``SkippableStage``: its blocks after the first ``num_mandatory`` can be skipped,
+    and the norms of the others switch to their twins (``bnK_skip``) meanwhile."""
 
     def __init__(self,
                  *args,
                  num_mandatory: int,
-                 with_cp: bool = False,
+                 block_names: Sequence[str],
                  drop_path_rates: Sequence[float] = (),
                  **kwargs) -> None:
-        # The stage checkpoints its blocks itself (see ``forward``): a block checkpointing itself would re-read
-        # its norm names in backward, after Algorithm 1 has switched them to another sub-network.
-        super().__init__(*args, with_cp=False, **kwargs)
-        if not 1 <= num_mandatory <= len(self):
-            raise ValueError(f'num_mandatory must be in [1, {len(self)}] for a stage of {len(self)} blocks, '
-                             f'got {num_mandatory}')
-        self.num_mandatory = num_mandatory
-        self.with_cp = with_cp
-        self.skip = False
-        # (block, 'normK_name', shared name, twin name) for every switchable norm: a switch only rewrites these
-        self._norm_slots: List[Tuple[nn.Module, str, str, str]] = []
-        if self.is_skippable:
-            for block in self.mandatory_blocks():
-                block.shared_norm_names = {
-                    attr: getattr(block, attr)
-                    for attr in _NORM_NAME_ATTRS if hasattr(block, attr)
-                }
-                for attr, name in block.shared_norm_names.items():
-                    block.add_module(name + TWIN_SUFFIX, copy.deepcopy(getattr(block, name)))
-                    self._norm_slots.append((block, attr, name, name + TWIN_SUFFIX))
-        # per block, the (block, 'normK_name') slots a checkpointed recomputation must see as in forward
-        self._cp_slots = [[(b, attr) for b, attr, _, _ in self._norm_slots if b is block] for block in self]
+        super().__init__(*args, **kwargs)
+        self.setup_skippable(num_mandatory, block_names, _block_norms)
         for block, rate in zip(self, drop_path_rates):
             if rate > _DROP_PATH_EPS:
                 self._add_drop_path(block, rate)
@@ -99,33 +75,6 @@ class ADNResLayer(ResLayer):
         for name in (last, last + TWIN_SUFFIX):
             if name in block._modules:
                 block._modules[name].register_forward_hook(hook)
-
-    @property
-    def is_skippable(self) -> bool:
-        return self.num_mandatory < len(self)
-
-    def mandatory_blocks(self) -> Iterator[nn.Module]:
-        return itertools.islice(iter(self), self.num_mandatory)
-
-    def twin_norm_names(self) -> Iterator[Tuple[str, str]]:
-        """``(twin, shared)`` module names relative to this stage, e.g. ``('0.bn1_skip', '0.bn1')``."""
-        for index, block in enumerate(self.mandatory_blocks()):
-            for name in getattr(block, 'shared_norm_names', {}).values():
-                yield f'{index}.{name}{TWIN_SUFFIX}', f'{index}.{name}'
-
-    def set_skip(self, skip: bool) -> None:
-        skip = bool(skip) and self.is_skippable
-        if skip == self.skip:
-            return
-        # Plain string attributes: object.__setattr__ is what nn.Module.__setattr__ ends in for them, minus its
-        # bookkeeping, which keeps a switch in the microseconds.
-        object.__setattr__(self, 'skip', skip)
-        for block, attr, shared, twin in self._norm_slots:
-            object.__setattr__(block, attr, twin if skip else shared)
-
-    def forward(self, x):
-        num_active = self.num_mandatory if self.skip else len(self)
-        return run_active_blocks(self, num_active, x)
 
 
 @register_model
@@ -173,10 +122,8 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         self.train_twin_stats = train_twin_stats
         self.drop_path_rate = drop_path_rate
         super().__init__(depth, *args, **kwargs)
-        self.num_skip_flags = self.num_stages
-        self._stage_list = [getattr(self, name) for name in self.res_layers]  # plain list: not registered twice
-        self._skip_flags = flags
-        self._apply_skip(flags)
+        self._resnet_args = {k: v for k, v in resnet_args.arguments.items() if k != 'self'}  # for export
+        self._setup_adaptive_depth(flags, [(stage, index) for index, stage in enumerate(self.stages)])
         self.register_load_state_dict_pre_hook(_ResNetLoadHook(probe='layer1.0.conv1.weight', family='ResNet'))
 
     def make_res_layer(self, **kwargs) -> ADNResLayer:
@@ -187,53 +134,27 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         # mmpretrain's decay rule: rates rise linearly over the blocks of the whole architecture
         first = sum(len(getattr(self, name)) for name in self.res_layers)
         rates = torch.linspace(0, self.drop_path_rate, sum(self.arch_settings[self.depth][1])).tolist()
-        return ADNResLayer(num_mandatory=num_mandatory, drop_path_rates=rates[first:first + num_blocks], **kwargs)
+        return ADNResLayer(num_mandatory=num_mandatory, block_names=[f'layer{stage + 1}.{i}' for i in range(num_blocks)],
+                           drop_path_rates=rates[first:first + num_blocks], **kwargs)
 
     @property
     def stages(self) -> List[ADNResLayer]:
-        return list(self._stage_list)
+        return [getattr(self, name) for name in self.res_layers]
 
     def stage_module_names(self) -> List[str]:
         return list(self.res_layers)
 
-    def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
-        for stage, flag in zip(self._stage_list, flags):
-            stage.set_skip(flag)
-
-    def active_blocks(self, skip: Optional[SkipType] = None) -> List[str]:
-        """Names of the residual blocks that run for ``skip`` (default: the active sub-network)."""
-        flags = self._skip_flags if skip is None else parse_skip(skip, self.num_skip_flags, type(self).__name__)
-        names = []
-        for layer_name, stage, flag in zip(self.res_layers, self.stages, flags):
-            num_active = stage.num_mandatory if flag and stage.is_skippable else len(stage)
-            names.extend(f'{layer_name}.{i}' for i in range(num_active))
-        return names
-
-    def blocks_per_subnet(self) -> Dict[str, List[str]]:
-        """Every sub-network and the residual blocks it runs."""
-        return {skip: self.active_blocks(skip) for skip in self.subnets()}
-
-    def twin_norm_names(self) -> List[Tuple[str, str]]:
-        """``(twin, shared)`` norm module names relative to the backbone, e.g. ``('layer3.0.bn1_skip', ...)``."""
-        return [(f'{layer_name}.{twin}', f'{layer_name}.{shared}')
-                for layer_name, stage in zip(self.res_layers, self.stages)
-                for twin, shared in stage.twin_norm_names()]
-
-    def copy_shared_norms_to_twins(self) -> None:
-        """Make every twin an exact copy of its shared norm (parameters and statistics)."""
-        modules = dict(self.named_modules())
-        for twin, shared in self.twin_norm_names():
-            modules[twin].load_state_dict(modules[shared].state_dict())
+    def static_config(self, blocks_per_stage: Sequence[int]) -> dict:
+        return dict(type='StaticResNet', **{**self._resnet_args, 'init_cfg': None, 'pretrained': None},
+                    stage_blocks=tuple(blocks_per_stage))
 
     def train(self, mode: bool = True) -> 'ResNetADN':
         super().train(mode)  # mmdet's ResNet.train applies frozen_stages / norm_eval to both norm sets
         if mode and self.norm_eval and self.train_twin_stats:
-            modules = dict(self.named_modules())
-            for twin, _ in self.twin_norm_names():
-                stage = self.res_layers.index(twin.split('.')[0]) + 1
-                if stage > self.frozen_stages:
-                    modules[twin].train()
-        return self  # mmdet's returns None; nn.Module.train returns self, so model.eval() chains again
+            for stage in self.stages[max(self.frozen_stages, 0):]:
+                for slot in stage.norm_slots:
+                    slot.owner._modules[slot.twin].train()
+        return self
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
         """``(layer id, number of layers)`` for layer-wise LR decay (mmpretrain's
@@ -245,17 +166,6 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
             raise NotImplementedError(
                 f'Layer-wise LR decay is defined (by mmpretrain) for ResNet-34/50/101/152 stages, not for '
                 f'stage_blocks {tuple(self.stage_blocks)}.') from None
-
-    def init_weights(self) -> None:
-        # As the super-net: mmdet's zero_init_residual reaches the last norm of a block by its name (norm2 / norm3),
-        # which points at the twin in a skipping stage, and copying the shared norms to the twins below would undo
-        # it. Initialised like this, both norm sets start with it.
-        with self.switch('super'):
-            super().init_weights()
-        # A random init starts the twins as copies; a Pretrained init brought its own (or the load hook
-        # filled them from the shared norms), so it is left alone.
-        if not is_pretrained_init(self.init_cfg):
-            self.copy_shared_norms_to_twins()
 
 
 class _ResNetLoadHook(TwinNormLoadHook):

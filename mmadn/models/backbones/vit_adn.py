@@ -8,9 +8,8 @@ get a twin (``ln1_skip``, ``ln2_skip``) used while the group skips. The final en
 mmpretrain's, so a plain mmpretrain ViT checkpoint loads (the twins it lacks are filled from the shared norms);
 ``vit_adn_layouts`` converts the authors' release (torchvision names) to this layout and back.
 """
-import copy
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from mmengine.model import ModuleList
@@ -20,10 +19,13 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
 from mmadn.registry import register_model
-from ..utils.adaptive_depth import TWIN_SUFFIX, AdaptiveDepthMixin, SkipType, is_pretrained_init, parse_skip
+from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
+from ..utils.skippable import BlockGroup
 from ..utils.twin_norm_loading import TwinNormLoadHook
 
-_BLOCK_NORMS = ('ln1', 'ln2')
+
+def _block_norms(block: nn.Module) -> List[Tuple[nn.Module, str]]:
+    return [(block, 'ln1_name'), (block, 'ln2_name')]
 
 
 class ADNTransformerEncoderLayer(TransformerEncoderLayer):
@@ -82,6 +84,8 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
     recorded output means the same thing in every sub-network.
     """
 
+    norms_fold = False  # LayerNorms: nothing to fold on export
+
     def __init__(self, arch='base', skip: SkipType = 'super', blocks_per_group: int = 3, **kwargs) -> None:
         num_layers = self._num_layers_of(arch)
         if blocks_per_group < 1:
@@ -91,29 +95,19 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
         flags = parse_skip(skip, num_groups, type(self).__name__)
         super().__init__(arch=arch, **kwargs)
         self.blocks_per_group = blocks_per_group
-        self.num_skip_flags = num_groups
         self.groups: List[Tuple[int, ...]] = [
             tuple(range(g * blocks_per_group, min((g + 1) * blocks_per_group, num_layers)))
             for g in range(num_groups)
         ]
         self.group_outputs = ModuleList([nn.Identity() for _ in range(num_groups)])
-        # layer index -> group index of the groups that end there (called after that layer, skipped or not)
-        self._group_end = {group[-1]: g for g, group in enumerate(self.groups)}
-        for block in self.layers:
-            ADNTransformerEncoderLayer.adopt(block)
-        # (block, group, 'lnK_name', shared name, twin name) for every switchable norm: a switch only rewrites these
-        self._norm_slots: List[Tuple[nn.Module, int, str, str, str]] = []
+        self._vit_args = dict(kwargs)  # for export
+        self._block_groups = []
         for g, group in enumerate(self.groups):
-            if len(group) < 2:
-                continue
-            for index in group[:-1]:
-                block = self.layers[index]
-                for name in _BLOCK_NORMS:
-                    block.add_module(name + TWIN_SUFFIX, copy.deepcopy(getattr(block, name)))
-                    self._norm_slots.append((block, g, name + '_name', name, name + TWIN_SUFFIX))
-        self._skipped_layers: Tuple[bool, ...] = (False, ) * num_layers
-        self._skip_flags = flags
-        self._apply_skip(flags)
+            stage = BlockGroup([ADNTransformerEncoderLayer.adopt(self.layers[i]) for i in group])
+            # the last block of a group of two or more is its skippable part
+            stage.setup_skippable(max(1, len(group) - 1), [f'layers.{i}' for i in group], _block_norms)
+            self._block_groups.append(stage)
+        self._setup_adaptive_depth(flags, [(stage, g) for g, stage in enumerate(self._block_groups)])
         self.register_load_state_dict_pre_hook(
             TwinNormLoadHook(probe='patch_embed.projection.weight', family='ViT',
                              foreign_keys=('conv_proj.weight', 'encoder.pos_embedding')))
@@ -136,27 +130,6 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
         """Indices of the blocks that a group's ``T`` flag skips (the last block of each group of >= 2)."""
         return [group[-1] for group in self.groups if len(group) >= 2]
 
-    def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
-        skipped = [False] * self.num_layers
-        for flag, group in zip(flags, self.groups):
-            if flag and len(group) >= 2:
-                skipped[group[-1]] = True
-        # Plain attributes set with object.__setattr__ (what nn.Module.__setattr__ ends in for them, minus its
-        # bookkeeping): a switch stays in the microseconds and allocates no tensor.
-        object.__setattr__(self, '_skipped_layers', tuple(skipped))
-        for block, group, attr, shared, twin in self._norm_slots:
-            object.__setattr__(block, attr, twin if flags[group] else shared)
-
-    def active_blocks(self, skip: Optional[SkipType] = None) -> List[str]:
-        """Names of the encoder blocks that run for ``skip`` (default: the active sub-network)."""
-        flags = self._skip_flags if skip is None else parse_skip(skip, self.num_skip_flags, type(self).__name__)
-        skipped = {group[-1] for flag, group in zip(flags, self.groups) if flag and len(group) >= 2}
-        return [f'layers.{i}' for i in range(self.num_layers) if i not in skipped]
-
-    def blocks_per_subnet(self) -> Dict[str, List[str]]:
-        """Every sub-network and the encoder blocks it runs."""
-        return {skip: self.active_blocks(skip) for skip in self.subnets()}
-
     def stage_module_names(self) -> List[str]:
         return [f'group_outputs.{g}' for g in range(self.num_skip_flags)]
 
@@ -165,30 +138,22 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
         (class token included), softmax over channels."""
         return {name: dict(mode='tokens') for name in self.stage_module_names()[:-1]}
 
-    # ---- twins -----------------------------------------------------------------------------------------------
+    # ---- export ------------------------------------------------------------------------------------------
 
-    def twin_norm_names(self) -> List[Tuple[str, str]]:
-        """``(twin, shared)`` norm module names relative to the backbone, e.g. ``('layers.0.ln1_skip', ...)``."""
-        index = {id(block): i for i, block in enumerate(self.layers)}
-        return [(f'layers.{index[id(block)]}.{twin}', f'layers.{index[id(block)]}.{shared}')
-                for block, _, _, shared, twin in self._norm_slots]
+    def static_config(self, blocks_per_stage: Sequence[int]) -> dict:
+        active = [int(name.split('.')[1]) for name in self.active_blocks()]
+        # an output index keeps its meaning: the tokens after the last block that ran up to it
+        out_indices = [sum(1 for i in active if i <= index) - 1 for index in self.out_indices]
+        if len(set(out_indices)) < len(out_indices) or min(out_indices) < 0:
+            raise ValueError(f'out_indices {tuple(self.out_indices)} do not map to distinct blocks of sub-network '
+                             f'{self.skip} (blocks {active}): export it with out_indices at blocks it runs.')
+        arch = dict(self.arch_settings, num_layers=sum(blocks_per_stage))
+        return dict(type='mmpretrain.VisionTransformer', arch=arch,
+                    **{**self._vit_args, 'out_indices': out_indices, 'init_cfg': None})
 
-    def copy_shared_norms_to_twins(self) -> None:
-        """Make every twin an exact copy of its shared norm."""
-        modules = dict(self.named_modules())
-        for twin, shared in self.twin_norm_names():
-            modules[twin].load_state_dict(modules[shared].state_dict())
-
-    def train(self, mode: bool = True) -> 'VisionTransformerADN':
-        super().train(mode)
-        return self  # mmpretrain's BaseBackbone.train returns None; nn.Module.train returns self, so eval() chains
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        # A random init starts the twins as copies; a Pretrained init brought its own (or the load hook
-        # filled them from the shared norms), so it is left alone.
-        if not is_pretrained_init(self.init_cfg):
-            self.copy_shared_norms_to_twins()
+    def static_state_dict(self) -> Dict:
+        self.layers = ModuleList([block for group in self._block_groups for block in group])
+        return {k: v for k, v in self.state_dict().items() if not k.startswith('group_outputs.')}
 
     # ---- forward ---------------------------------------------------------------------------------------------
 
@@ -212,15 +177,15 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
 
         outs = []
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            if not self._skipped_layers[i]:
-                x = layer(x)
-            group = self._group_end.get(i)
-            if group is not None:
-                x = self.group_outputs[group](x)
-            if i == last and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, patch_resolution))
+        for g, group in enumerate(self._block_groups):
+            for j, (i, layer) in enumerate(zip(self.groups[g], group)):
+                if j < group.num_active:
+                    x = layer(x)
+                if i == self.groups[g][-1]:
+                    x = self.group_outputs[g](x)
+                if i == last and self.final_norm:
+                    x = self.ln1(x)
+                if i in self.out_indices:
+                    outs.append(self._format_output(x, patch_resolution))
         return tuple(outs)
 

@@ -4,16 +4,21 @@ A sub-network is named by one flag per stage, written as a string of ``T`` (skip
 and ``F`` (keep it): ``'FFFF'`` is the super-net, ``'TTTT'`` the base-net. T/F strings are the public form
 because mmengine's ``--cfg-options`` would turn a 0/1 string such as ``0110`` into the integer 110.
 """
+import copy
 import itertools
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from torch import nn
+
+from .skippable import TWIN_SUFFIX, SkippableStage, SwitchableNorm
+
+__all__ = ['AdaptiveDepthMixin', 'SkipType', 'TWIN_SUFFIX', 'parse_skip', 'skip_to_str', 'all_skips',
+           'trains_every_path', 'is_pretrained_init']
 
 SkipType = Union[str, Sequence[bool]]
 
 SKIP_ALIASES = {'super': False, 'base': True}
-
-# Suffix of a switchable norm's twin, the name used by the authors' release (``bn1_skip``, ``ln_1_skip``, ...).
-TWIN_SUFFIX = '_skip'
 
 
 def is_pretrained_init(init_cfg) -> bool:
@@ -94,17 +99,34 @@ def trains_every_path(skips: Sequence[SkipType]) -> bool:
 
 
 class AdaptiveDepthMixin:
-    """Gives a backbone ``skip`` (get/set), ``switch()`` and ``subnets()``.
+    """What every ADN backbone has, written once: ``skip`` (get/set), ``switch()``, ``subnets()``, the names of
+    the blocks each sub-network runs and of the twins, twin init, ``train`` and export (``to_static``).
 
-    A backbone using it sets ``num_skip_flags`` and implements ``_apply_skip(flags)``, which must only flip
-    Python attributes: switching depth never rebuilds, copies or allocates.
+    A backbone only declares, at the end of its ``__init__``, where its parts are
+    (``_setup_adaptive_depth``): its ``SkippableStage`` s with the flag each follows, and any ``SwitchableNorm``
+    outside a stage with its flag (e.g. a norm that feeds a stage). Switching only flips Python attributes: it never
+    rebuilds, copies or allocates.
     """
 
     num_skip_flags: int
     _skip_flags: Tuple[bool, ...]
+    norms_fold = True  # BatchNorms, foldable into the convolutions on export; LayerNorms are not
+
+    def _setup_adaptive_depth(self, flags: Tuple[bool, ...], stages: Sequence[Tuple[SkippableStage, int]],
+                              follower_norms: Sequence[Tuple[SwitchableNorm, int]] = ()) -> None:
+        self.num_skip_flags = len(flags)
+        self._adn_stages = [(stage, flag) for stage, flag in stages]  # plain lists: modules stay registered once
+        self._follower_norms = list(follower_norms)
+        for stage, _ in self._adn_stages:
+            stage.checkpoint_norms(self.norm_slots())
+        self._skip_flags = flags
+        self._apply_skip(flags)
 
     def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
-        raise NotImplementedError
+        for stage, index in self._adn_stages:
+            stage.set_skip(flags[index])
+        for slot, index in self._follower_norms:
+            slot.select(flags[index])
 
     @property
     def skip(self) -> str:
@@ -131,6 +153,20 @@ class AdaptiveDepthMixin:
         finally:
             self.skip = previous
 
+    def subnets(self) -> List[str]:
+        """Every selectable sub-network, super-net first, base-net last."""
+        return all_skips(self.num_skip_flags)
+
+    # ---- what runs ------------------------------------------------------------------------------------------
+    def active_blocks(self, skip: Optional[SkipType] = None) -> List[str]:
+        """Names of the blocks that run for ``skip`` (default: the active sub-network), in order."""
+        flags = self._skip_flags if skip is None else parse_skip(skip, self.num_skip_flags, type(self).__name__)
+        return [name for stage, index in self._adn_stages for name in stage.active_block_names(flags[index])]
+
+    def blocks_per_subnet(self) -> Dict[str, List[str]]:
+        """Every sub-network and the blocks it runs."""
+        return {skip: self.active_blocks(skip) for skip in self.subnets()}
+
     def stage_module_names(self) -> List[str]:
         """Names (relative to the backbone) of the modules producing each stage's output, in order."""
         raise NotImplementedError
@@ -141,6 +177,63 @@ class AdaptiveDepthMixin:
         whose stages emit tokens returns ``mode='tokens'`` here."""
         return {name: dict(mode='pooled') for name in self.stage_module_names()[:-1]}
 
-    def subnets(self) -> List[str]:
-        """Every selectable sub-network, super-net first, base-net last."""
-        return all_skips(self.num_skip_flags)
+    # ---- twins ----------------------------------------------------------------------------------------------
+    def norm_slots(self) -> List[SwitchableNorm]:
+        return [slot for stage, _ in self._adn_stages for slot in stage.norm_slots] + \
+            [slot for slot, _ in self._follower_norms]
+
+    def twin_norm_names(self) -> List[Tuple[str, str]]:
+        """``(twin, shared)`` norm module names relative to the backbone, in module order, e.g.
+        ``('layer3.0.bn1_skip', 'layer3.0.bn1')``."""
+        by_owner: Dict[int, List[SwitchableNorm]] = {}
+        for slot in self.norm_slots():
+            by_owner.setdefault(id(slot.owner), []).append(slot)
+        return [(f'{name}.{slot.twin}', f'{name}.{slot.shared}') for name, module in self.named_modules()
+                for slot in by_owner.get(id(module), ())]
+
+    def copy_shared_norms_to_twins(self) -> None:
+        """Make every twin an exact copy of its shared norm (parameters and statistics)."""
+        for slot in self.norm_slots():
+            slot.copy_shared_to_twin()
+
+    def init_weights(self) -> None:
+        # As the super-net: an upstream init reaching a norm by its name (mmdet's zero_init_residual) must reach
+        # the shared one. A random init then starts the twins as copies; a Pretrained init brought its own (or the
+        # load hook filled them from the shared norms), so it is left alone.
+        with self.switch('super'):
+            super().init_weights()
+        if not is_pretrained_init(self.init_cfg):
+            self.copy_shared_norms_to_twins()
+
+    def train(self, mode: bool = True) -> 'AdaptiveDepthMixin':
+        super().train(mode)  # the upstream's frozen_stages / norm_eval apply to both norm sets
+        return self  # mmdet's / mmpretrain's return None; nn.Module.train returns self, so model.eval() chains
+
+    # ---- export ---------------------------------------------------------------------------------------------
+    def static_config(self, blocks_per_stage: Sequence[int]) -> dict:
+        """The config of the upstream network holding ``blocks_per_stage`` blocks (the backbone's declaration)."""
+        raise NotImplementedError
+
+    def to_static(self, fuse: bool = False) -> Tuple[dict, nn.Module]:
+        """The active sub-network as an upstream backbone (mmdet / mmpretrain, no switching code) and its config:
+        skipped blocks gone, each norm the one this sub-network uses, under the shared names. With ``fuse``,
+        BatchNorms are folded into their convolutions. Its outputs equal this backbone's."""
+        from mmadn.models.backbones.static_backbones import build_static_backbone  # imports the backbones
+        if fuse and not self.norms_fold:
+            raise ValueError(f'{type(self).__name__} has LayerNorms, which depend on their input and cannot be '
+                             'folded into a layer: export it with fuse=False.')
+        static_form = copy.deepcopy(self)
+        for stage, _ in static_form._adn_stages:
+            stage.to_static()
+        for slot, _ in static_form._follower_norms:
+            slot.to_static()
+        cfg = self.static_config([stage.num_active for stage, _ in static_form._adn_stages])
+        if fuse:
+            cfg['fused'] = True
+        static = build_static_backbone(cfg, static_form.static_state_dict())
+        static.train(self.training)
+        return cfg, static
+
+    def static_state_dict(self) -> Dict:
+        """The state dict of the static form (called on it): upstream names, by default this module's."""
+        return self.state_dict()

@@ -27,19 +27,6 @@ def checkpoint_with_norms(function: Callable, slots: Sequence[NormSlot], *args):
     return cp.checkpoint(_run_with_selection, function, slots, selection, *args, use_reentrant=False)
 
 
-def run_active_blocks(stage: nn.Module, num_active: int, x):
-    """Run the first ``num_active`` blocks of ``stage``; with ``stage.with_cp``, each checkpointed with the norm
-    selection of its forward (``stage._cp_slots[i]``), under mmdet's / mmpretrain's condition for it."""
-    for index, block in enumerate(stage):
-        if index == num_active:
-            break
-        if stage.with_cp and x.requires_grad:
-            x = checkpoint_with_norms(block, stage._cp_slots[index], x)
-        else:
-            x = block(x)
-    return x
-
-
 def _run_with_selection(function: Callable, slots: Sequence[NormSlot], selection: Tuple[str, ...], *args):
     current = tuple(getattr(module, attr) for module, attr in slots)
     if current == selection:  # the forward itself, or a recomputation with nothing switched since
