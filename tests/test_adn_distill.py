@@ -12,7 +12,7 @@ from mmengine.structures import InstanceData
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 
-from mmadn.models import SubPathDistillation, feature_kl, logits_kl, subnet
+from mmadn.models import FeatureRecorder, SubPathDistillation, feature_kl, logits_kl, subnet
 
 
 def _classifier(num_classes=5):
@@ -143,6 +143,26 @@ def test_tokens_mode_is_the_pooled_term_of_a_token_sequence():
     torch.testing.assert_close(tokens, _hand_kl(t.mean(1), s.mean(1), 2.0, 1).mean() * 4)
     with pytest.raises(ValueError, match='expects .N, L, C. token features'):
         feature_kl(torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4), 'tokens')
+
+
+def test_feature_recorder_keeps_every_call_in_call_order():
+    relu = torch.nn.ReLU()
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), relu, torch.nn.Linear(3, 3), relu)  # relu runs twice
+    recorder = FeatureRecorder(model, ['2', '1'])
+    x = torch.randn(2, 3)
+    with recorder.record():
+        out = model(x)
+    first = relu(model[0](x))
+    assert [len(recorder.outputs[n]) for n in ('1', '2')] == [2, 1]
+    assert torch.equal(recorder.outputs['1'][0], first) and torch.equal(recorder.last('1'), out)
+    assert recorder.called() == [relu, model[2]]  # by first call, not by the order of the names
+    model(x)  # the hooks are gone after the block
+    assert len(recorder.outputs['1']) == 2
+    with FeatureRecorder(model, keep_outputs=False).record() as ran:
+        model(x)
+    assert ran.outputs['1'] == [None, None] and ran.called() == [model[0], relu, model[2], model]  # as calls return
+    with pytest.raises(KeyError, match='no module'):
+        FeatureRecorder(model, ['neck'])
 
 
 def _detector():

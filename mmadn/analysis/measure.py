@@ -8,28 +8,16 @@ import torch
 from mmengine.analysis import FlopAnalyzer
 from torch import nn
 
+from mmadn.models.utils.feature_recorder import FeatureRecorder
+
 
 def active_parameters(model: nn.Module, forward: Callable[[], object]) -> int:
     """Parameters of the modules that ``forward`` actually runs (a skipped block's do not count)."""
-    ran = {}
-    def record(module, inputs, output):  # returns None: a hook's return value would replace the output
-        ran[id(module)] = module
-
-    handles = [m.register_forward_hook(record) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            forward()
-    finally:
-        for h in handles:
-            h.remove()
-    seen = set()
-    total = 0
-    for module in ran.values():
-        for p in module.parameters(recurse=False):
-            if id(p) not in seen:
-                seen.add(id(p))
-                total += p.numel()
-    return total
+    recorder = FeatureRecorder(model, keep_outputs=False)
+    with torch.no_grad(), recorder.record():
+        forward()
+    params = {id(p): p for module in recorder.called() for p in module.parameters(recurse=False)}
+    return sum(p.numel() for p in params.values())
 
 
 class _Call(nn.Module):

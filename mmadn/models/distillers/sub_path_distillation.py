@@ -12,8 +12,8 @@ from torch import nn
 
 from ..losses.kl_divergence import FEATURE_MODES, feature_kl, logits_kl
 from ..utils.adaptive_depth import SkipType
+from ..utils.feature_recorder import FeatureRecorder
 from ..utils.subnet import adaptive_backbones, subnet
-from .feature_recorder import FeatureRecorder
 
 FeatureSpec = Union[str, dict]
 
@@ -130,7 +130,7 @@ class SubPathDistillation:
     def __call__(self, inputs, data_samples, *args, **kwargs) -> Dict[str, torch.Tensor]:
         with subnet(self.model, self.teacher), self.recorder.record() as recorded:
             teacher_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
-            teacher_features = dict(recorded)
+            teacher_features = {name: recorded.last(name) for name in recorded.outputs}
         losses = {k: (_scale(v, self.alpha) if 'loss' in k else v) for k, v in teacher_losses.items()}
         if not self.distills:
             return losses
@@ -145,7 +145,7 @@ class SubPathDistillation:
                 feats = self.model.extract_feat(inputs)
                 if self._student_needs_head:
                     self.model.head(feats)
-            student_features = dict(recorded)
+            student_features = {name: recorded.last(name) for name in recorded.outputs}
 
         kl_weight = 1.0 - self.alpha
         for name, spec in self.features.items():

@@ -1,37 +1,53 @@
 """Capture the outputs of named sub-modules with forward hooks, so the model's code is never edited."""
 from contextlib import contextmanager
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from torch import nn
 
 
 class FeatureRecorder:
-    """Records the output of each module in ``names`` (e.g. ``'neck'``, ``'backbone.layer3'``) while active."""
+    """Records every call's output of each module in ``names`` (e.g. ``'neck'``, ``'backbone.layer3'``).
 
-    def __init__(self, model: nn.Module, names: List[str]) -> None:
+    As MMRazor's ``ModuleOutputsRecorder``: hooks are registered by ``named_modules()`` name and removed after
+    :meth:`record`. ``names=None`` watches every module; ``keep_outputs=False`` records that a module ran
+    (``None`` per call) without holding its activations.
+    """
+
+    def __init__(self, model: nn.Module, names: Optional[Sequence[str]] = None, keep_outputs: bool = True) -> None:
         modules = dict(model.named_modules())
+        names = list(modules) if names is None else names
         missing = [n for n in names if n not in modules]
         if missing:
             top = sorted({n.split('.')[0] for n in modules if n})
             raise KeyError(f'{type(model).__name__} has no module(s) {missing} to record features from; '
                            f'its top-level modules are {top}.')
-        self._modules = {n: modules[n] for n in names}
-        self.outputs: Dict[str, object] = {}
+        self.modules = {n: modules[n] for n in names}
+        self.keep_outputs = keep_outputs
+        self.outputs: Dict[str, List[object]] = {}
 
     @contextmanager
-    def record(self) -> Iterator[Dict[str, object]]:
-        """Within the block, ``outputs[name]`` holds the last output of that module; hooks are removed after."""
+    def record(self) -> Iterator['FeatureRecorder']:
+        """Within the block, ``outputs[name]`` lists that module's outputs in call order (a module that has not
+        run has no entry, so ``outputs`` is ordered as first calls return)."""
         self.outputs = {}
-        handles = [m.register_forward_hook(self._hook(n)) for n, m in self._modules.items()]
+        handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
         try:
-            yield self.outputs
+            yield self
         finally:
             for h in handles:
                 h.remove()
 
+    def last(self, name: str) -> object:
+        """The output of ``name``'s latest call."""
+        return self.outputs[name][-1]
+
+    def called(self) -> List[nn.Module]:
+        """The modules that ran, in the order their first call returned."""
+        return [self.modules[n] for n in self.outputs]
+
     def _hook(self, name: str):
 
-        def hook(module, inputs, output):
-            self.outputs[name] = output
+        def hook(module, inputs, output):  # returns None: a hook's return value would replace the output
+            self.outputs.setdefault(name, []).append(output if self.keep_outputs else None)
 
         return hook

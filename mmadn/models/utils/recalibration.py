@@ -5,30 +5,24 @@ or mixed sub-networks that were never trained. Only the norms the sub-network ru
 the plain average over the batches (momentum None).
 """
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Callable, Iterable, Iterator, List, Optional
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .adaptive_depth import SkipType
+from .feature_recorder import FeatureRecorder
 from .subnet import subnet
 
 
 def _norms_run_by(model: nn.Module, forward: Callable[[], object]) -> List[_BatchNorm]:
     """The batch norms that ``forward`` calls (found with forward hooks, not by reading the model's code)."""
-    ran: Dict[int, _BatchNorm] = {}
-    def record(module, inputs, output):  # returns None: a hook's return value would replace the output
-        ran[id(module)] = module
-
-    handles = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, _BatchNorm)]
-    try:
-        with torch.no_grad():
-            forward()
-    finally:
-        for h in handles:
-            h.remove()
-    return list(ran.values())
+    recorder = FeatureRecorder(model, [n for n, m in model.named_modules() if isinstance(m, _BatchNorm)],
+                               keep_outputs=False)
+    with torch.no_grad(), recorder.record():
+        forward()
+    return recorder.called()
 
 
 @torch.no_grad()
