@@ -12,10 +12,10 @@ from .gradient_equilibrium import ge_factors, scale_gradient
 from .metrics import AnytimeAccuracy, exit_accuracies
 from .msdnet import MSDNet
 from .multi_exit_head import MultiExitClsHead, phase1_to_phase2
-from .one_for_all import distillation_kl, one_for_all_losses
+from .one_for_all import one_for_all_losses
 
 __all__ = [
     'MSDNet', 'MultiExitClsHead', 'MultiExitClassifier', 'AnytimeAccuracy', 'HoldoutSplit', 'scale_gradient',
-    'ge_factors', 'one_for_all_losses', 'distillation_kl', 'phase1_to_phase2', 'exit_costs', 'exit_accuracies',
+    'ge_factors', 'one_for_all_losses', 'phase1_to_phase2', 'exit_costs', 'exit_accuracies',
     'exit_fractions', 'fit_thresholds', 'exit_taken', 'evaluate_thresholds', 'confidence_and_correct', 'budget_sweep'
 ]

@@ -18,8 +18,9 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmadn.models.losses import KL_REDUCTIONS
 from mmadn.registry import register_model
-from .one_for_all import KL_REDUCTIONS, one_for_all_losses
+from .one_for_all import one_for_all_losses
 
 ISC_TRANSFERS = ('learned', 'identity')
 OFA_TEACHERS = ('last_exit', 'phase1')

@@ -7,26 +7,8 @@ plain sum over exits.
 from typing import Callable, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
-KL_REDUCTIONS = ('batchmean', 'mean')
-
-
-def distillation_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
-                    reduction: str = 'batchmean') -> torch.Tensor:
-    """T^2 * KL(softmax(teacher / T) || softmax(student / T)); the teacher is detached here.
-
-    ``reduction='batchmean'`` is the KL divergence averaged over samples (the formula of the paper);
-    ``'mean'`` also divides by the number of classes, which is what ``nn.KLDivLoss()`` does in the public code.
-    """
-    if reduction not in KL_REDUCTIONS:
-        raise ValueError(f'kl_reduction must be one of {KL_REDUCTIONS}, got {reduction!r}')
-    log_p_student = F.log_softmax(student / temperature, dim=1)
-    p_teacher = F.softmax(teacher.detach() / temperature, dim=1)
-    kl = F.kl_div(log_p_student, p_teacher, reduction='batchmean')
-    if reduction == 'mean':
-        kl = kl / student.size(1)
-    return kl * temperature**2
+from mmadn.models.losses import logits_kl
 
 
 def one_for_all_losses(logits: Sequence[torch.Tensor],
@@ -48,7 +30,7 @@ def one_for_all_losses(logits: Sequence[torch.Tensor],
     teacher = logits[-1] if teacher is None else teacher
     losses = []
     for z in logits[:-1]:
-        losses.append((1.0 - gamma) * cross_entropy(z) + gamma * distillation_kl(z, teacher, temperature,
-                                                                                   kl_reduction))
+        kl = logits_kl(teacher, z, temperature, reduction=kl_reduction)
+        losses.append((1.0 - gamma) * cross_entropy(z) + gamma * kl)
     losses.append(cross_entropy(logits[-1]))
     return losses

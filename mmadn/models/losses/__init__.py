@@ -1,3 +1,3 @@
-from .kl_divergence import FEATURE_MODES, feature_kl, logits_kl
+from .kl_divergence import FEATURE_MODES, KL_REDUCTIONS, feature_kl, logits_kl
 
-__all__ = ['FEATURE_MODES', 'feature_kl', 'logits_kl']
+__all__ = ['FEATURE_MODES', 'KL_REDUCTIONS', 'feature_kl', 'logits_kl']

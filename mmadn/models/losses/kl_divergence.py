@@ -1,6 +1,6 @@
-"""KL terms of ADN's self-distillation: the super-net's distributions teach the base-net's.
+"""KL terms of self-distillation: ADN's super-net teaches its base-net, IMTA's last exit its earlier ones.
 
-Every function takes the teacher (super-net) first, detaches it, and returns
+Every function takes the teacher first, detaches it, and returns
 ``T^2 * KL(p_teacher || p_student)`` averaged over the batch (and over positions or channels for maps).
 """
 from typing import Optional
@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 FEATURE_MODES = ('channel', 'spatial', 'pooled', 'tokens')
+KL_REDUCTIONS = ('batchmean', 'mean')
 
 
 def _kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, dim: int) -> torch.Tensor:
@@ -64,9 +65,22 @@ def feature_kl(teacher: torch.Tensor, student: torch.Tensor, mode: str = 'channe
 
 
 def logits_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float = 1.0,
-              topk: Optional[int] = None) -> torch.Tensor:
-    """KL between class distributions; with ``topk``, over the teacher's top-k classes only (as released)."""
+              topk: Optional[int] = None, reduction: Optional[str] = None) -> torch.Tensor:
+    """KL between class distributions; with ``topk``, over the teacher's top-k classes only (as released).
+
+    ``reduction=None`` is ADN's released sum over classes, averaged over samples. IMTA's public code computes the
+    same with ``F.kl_div`` (kept for its rounding): ``'batchmean'`` averages over samples (the paper's formula),
+    ``'mean'`` over classes as well (``nn.KLDivLoss()``).
+    """
+    if reduction is not None and reduction not in KL_REDUCTIONS:
+        raise ValueError(f'kl_reduction must be one of {KL_REDUCTIONS}, got {reduction!r}')
     if topk is not None and topk < teacher.shape[1]:
         index = teacher.detach().topk(topk, dim=1).indices
         teacher, student = teacher.gather(1, index), student.gather(1, index)
-    return _kl(teacher / temperature, student / temperature, dim=1).mean() * temperature**2
+    teacher, student = teacher / temperature, student / temperature
+    if reduction is None:
+        return _kl(teacher, student, dim=1).mean() * temperature**2
+    kl = F.kl_div(F.log_softmax(student, dim=1), F.softmax(teacher.detach(), dim=1), reduction='batchmean')
+    if reduction == 'mean':
+        kl = kl / student.size(1)
+    return kl * temperature**2
