@@ -2,7 +2,8 @@
 import math
 import statistics
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from collections import Counter
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.analysis import FlopAnalyzer
@@ -32,13 +33,18 @@ class _Call(nn.Module):
         return self.fn(inputs)
 
 
-def count_flops(model: nn.Module, fn: Callable[[torch.Tensor], object], inputs: torch.Tensor) -> int:
+def count_flops(model: nn.Module, fn: Callable[[torch.Tensor], object], inputs: torch.Tensor,
+                op_handles: Optional[Dict[str, Callable]] = None,
+                by_module: bool = False) -> Union[int, Dict[str, int]]:
     """FLOPs (multiply-adds, mmengine's convention) of ``fn(inputs)`` on the active sub-network.
 
     Fused attention (``F.scaled_dot_product_attention``, which mmengine's counter has no handle for and skips)
     is counted as its two products, ``q @ k^T`` and ``attn @ v``: ``batch * Lq * Lk * (E + Ev)`` multiply-adds
     for q (..., Lq, E), k (..., Lk, E), v (..., Lk, Ev), the figure mmengine gives the same products unfused.
     Softmax and scaling are not counted, as mmengine counts no elementwise op.
+
+    ``op_handles`` override mmengine's per-operator counters (another paper's convention); ``by_module`` returns
+    the count of every sub-module of ``model`` by name (``''``: the whole call) instead of the total.
     """
 
     def sdpa_flop_jit(op_inputs, op_outputs) -> int:
@@ -47,10 +53,14 @@ def count_flops(model: nn.Module, fn: Callable[[torch.Tensor], object], inputs: 
         return math.prod(q[:-1]) * k[-2] * q[-1] + math.prod(out[:-1]) * k[-2] * out[-1]
 
     analyzer = FlopAnalyzer(_Call(model, fn), (inputs, ))
-    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit, **(op_handles or {}))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
-    return int(analyzer.total())
+    if not by_module:
+        return int(analyzer.total())
+    counts = Counter({n[len('model.'):]: int(c) for n, c in analyzer.by_module().items() if n.startswith('model.')})
+    counts[''] = int(analyzer.total())
+    return counts
 
 
 def _sync(device: torch.device) -> None:

@@ -3,7 +3,7 @@
 Exit j's cost is everything that has run once its prediction is out: blocks 1..j and classifiers 1..j (earlier
 classifiers ran too, since their confidence decided that the sample goes on).
 
-Two counting conventions, both mmengine's ``FlopAnalyzer``:
+Two counting conventions, both mmengine's ``FlopAnalyzer`` (through ``mmadn.analysis.count_flops``):
 
 - ``'mmengine'`` (default, the one mmadn reports everywhere, so ADN and IMTA curves share an axis):
   multiply-adds of conv and linear layers plus 2 per BN element (eval mode); ReLU and pooling are free.
@@ -14,8 +14,10 @@ Two counting conventions, both mmengine's ``FlopAnalyzer``:
 from typing import Any, List, Sequence, Tuple
 
 import torch
-from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis import parameter_count
 from mmengine.analysis.jit_handles import elementwise_flop_counter, get_shape, linear_flop_jit
+
+from mmadn.analysis import count_flops
 
 CONVENTIONS = ('mmengine', 'msdnet')
 
@@ -79,16 +81,11 @@ def exit_costs(model: torch.nn.Module, input_shape: Sequence[int] = (3, 32, 32),
     was_training = model.training
     model.eval()
     try:
-        analyzer = FlopAnalyzer(model, inputs)
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        if convention == 'msdnet':
-            analyzer.set_op_handle(**_MSDNET_HANDLES)
-        by_module = analyzer.by_module()
-        total = analyzer.total()
+        by_module = count_flops(model, model, inputs, _MSDNET_HANDLES if convention == 'msdnet' else None,
+                                by_module=True)
     finally:
         model.train(was_training)
-    flops = [by_module[b] + by_module[e] for b, e in zip(blocks, exits)]
+    flops, total = [by_module[b] + by_module[e] for b, e in zip(blocks, exits)], by_module['']
     if sum(flops) != total:
         raise RuntimeError(f'{total - sum(flops)} FLOPs of the model ran outside its blocks and exit classifiers; '
                            'exit_costs cannot attribute them to an exit')

@@ -10,10 +10,10 @@ from collections import OrderedDict
 from typing import Dict, Sequence, Tuple
 
 import torch
-from mmengine.analysis import FlopAnalyzer
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from mmadn.analysis import count_flops
 from .resnet_cifar import blocks_up_to
 
 _BLOCK_KEY = re.compile(r'^backbone\.layer(\d+)\.(\d+)\.')
@@ -85,9 +85,6 @@ def model_stats(model: nn.Module, input_shape: Sequence[int]) -> dict:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        analyzer = FlopAnalyzer(model, torch.zeros(1, *input_shape))
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        flops = analyzer.total()
+        flops = count_flops(model, model, torch.zeros(1, *input_shape))
     model.train(was_training)
     return dict(params=params, flops=flops, memory_bytes=memory)
