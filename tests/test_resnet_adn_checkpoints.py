@@ -9,7 +9,8 @@ from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmadn.models import ResNetADN
 from mmadn.models.backbones.resnet_adn_layouts import (convert, detect_layout, mmdet_to_released,
                                                        mmpretrain_to_released, released_to_mmdet,
-                                                       released_to_mmpretrain, unwrap_state_dict)
+                                                       released_to_mmpretrain)
+from mmadn.models.utils.checkpoint_layout import unwrap_state_dict
 
 from ._cli import run_tool
 

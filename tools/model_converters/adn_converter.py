@@ -2,14 +2,14 @@
 
     python tools/model_converters/adn_converter.py SRC DST --to mmpretrain|mmdet|released [--arch ARCH]
 
-ARCH is resnet, mobilenet_v2, vit or swin; by default it is detected from SRC's keys. SRC may be a released ADN
-model (or the torchvision model it is built on), an mmpretrain classifier or, for ``--to released`` / ``mmdet``,
-a detector. Every conversion is a pure function next to its model (``mmadn/models/backbones/*_layouts.py``) and
-round-trips bit-exactly. The output is an mmengine-style checkpoint (``{'meta': ..., 'state_dict': ...}``);
-with ``--to released`` it is a bare state dict, as released.
+ARCH is an architecture whose registered backbone declares its ``checkpoint_layouts`` (resnet, mobilenet_v2, vit,
+swin); by default the one whose layouts recognise SRC's keys. SRC may be a released ADN model (or the torchvision
+model it is built on), an mmpretrain classifier or, for ``--to released`` / ``mmdet``, a ResNet detector. Every
+conversion is a pure function next to its model (``mmadn/models/backbones/*_layouts.py``) and round-trips
+bit-exactly. The output is an mmengine-style checkpoint (``{'meta': ..., 'state_dict': ...}``); with
+``--to released`` it is a bare state dict, as released.
 """
 import argparse
-import importlib
 import os.path as osp
 import sys
 
@@ -17,33 +17,31 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from mmadn.models.backbones.resnet_adn_layouts import unwrap_state_dict  # noqa: E402
-from mmadn.models.utils import classifier_backbone_state  # noqa: E402
+from mmadn.models.utils.checkpoint_layout import CheckpointLayouts, unwrap_state_dict  # noqa: E402
+from mmadn.registry import MMPRETRAIN_MODELS  # noqa: E402
 from mmadn.utils import safe_torch_load  # noqa: E402
 
-# Tried in this order: Swin's probe (a relative position table) is specific, while ViT's (the patch embedding)
-# is one that an mmpretrain Swin checkpoint also has.
+# every registered backbone that declares its checkpoint layouts, by architecture
 ARCHS = {
-    'resnet': 'mmadn.models.backbones.resnet_adn_layouts',
-    'mobilenet_v2': 'mmadn.models.backbones.mobilenet_v2_adn_layouts',
-    'swin': 'mmadn.models.backbones.swin_adn_layouts',
-    'vit': 'mmadn.models.backbones.vit_adn_layouts',
+    cls.checkpoint_layouts.arch: cls.checkpoint_layouts
+    for cls in MMPRETRAIN_MODELS.module_dict.values()
+    if isinstance(getattr(cls, 'checkpoint_layouts', None), CheckpointLayouts)
 }
 
 
-def layouts_of(arch):
-    return importlib.import_module(ARCHS[arch])
-
-
 def detect_arch(state_dict):
-    """The architecture whose layout adapter recognises ``state_dict``, or a ValueError listing what each said."""
-    reasons = []
-    for arch in ARCHS:
+    """(arch, layout) of the one architecture whose layouts recognise ``state_dict``, or a ValueError."""
+    found, reasons = [], []
+    for arch, layouts in ARCHS.items():
         try:
-            return arch, layouts_of(arch).detect_layout(state_dict)
+            found.append((arch, layouts.detect(state_dict)))
         except ValueError as err:
             reasons.append(f'  {arch}: {str(err).splitlines()[0]}')
-    raise ValueError('No ADN architecture recognises this checkpoint:\n' + '\n'.join(reasons))
+    if len(found) > 1:
+        raise ValueError(f'Several architectures recognise this checkpoint ({found}); choose one with --arch.')
+    if not found:
+        raise ValueError('No ADN architecture recognises this checkpoint:\n' + '\n'.join(reasons))
+    return found[0]
 
 
 def convert(state_dict, to, arch=None):
@@ -51,13 +49,8 @@ def convert(state_dict, to, arch=None):
     if arch is None:
         arch, source = detect_arch(state_dict)
     else:
-        source = layouts_of(arch).detect_layout(state_dict)
-    layouts = layouts_of(arch)
-    if to == 'mmdet' and 'mmdet' not in layouts.LAYOUTS:
-        # a detector's backbone is the classifier's backbone: convert, then keep backbone.*
-        classifier = state_dict if source == 'mmpretrain' else layouts.convert(state_dict, 'mmpretrain')
-        return arch, source, classifier_backbone_state(classifier)
-    return arch, source, layouts.convert(state_dict, to)
+        source = ARCHS[arch].detect(state_dict)
+    return arch, source, ARCHS[arch].convert(state_dict, to)
 
 
 def main(argv=None):

@@ -23,9 +23,9 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
-from mmadn.models.backbones.resnet_adn_layouts import unwrap_state_dict  # noqa: E402
 from mmadn.models.utils.backbone_handoff import (check_backbone_fits, classifier_backbone_state,  # noqa: E402
                                                 detection_only_keys)
+from mmadn.models.utils.checkpoint_layout import unwrap_state_dict  # noqa: E402
 from mmadn.utils import load_config, safe_torch_load  # noqa: E402
 
 

@@ -19,6 +19,7 @@ from mmadn.registry import register_model
 from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
 from ..utils.skippable import SkippableStage, num_mandatory_blocks, switchable_norms
 from ..utils.twin_norm_loading import TwinNormLoadHook
+from .mobilenet_v2_adn_layouts import MOBILENET_V2_LAYOUTS
 
 
 def _unit_norms(part: nn.Module) -> List[Tuple[nn.Module, str]]:
@@ -48,6 +49,8 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
             ``backbone.skip = ...`` or temporarily with ``with backbone.switch(...)``.
         **kwargs: every argument of mmpretrain's ``MobileNetV2`` (``widen_factor``, ``out_indices``, ...).
     """
+
+    checkpoint_layouts = MOBILENET_V2_LAYOUTS
 
     def __init__(self, skip: SkipType = 'super', **kwargs) -> None:
         # Fail on a bad skip before any layer is built.

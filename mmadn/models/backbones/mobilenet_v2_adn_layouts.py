@@ -28,15 +28,9 @@ from typing import Dict, Iterator, Mapping, Tuple
 import torch
 from mmpretrain.models.backbones import MobileNetV2
 
-from .resnet_adn import num_mandatory_blocks
-
-LAYOUTS = ('released', 'torchvision', 'mmpretrain')
-# Probes name keys only MobileNetV2 has: torchvision's Swin, for one, also has 'features.0.0.weight'.
-_PROBES = {
-    'released': 'features.0.conv_layer.weight',
-    'torchvision': 'features.1.conv.0.0.weight',
-    'mmpretrain': 'backbone.conv1.conv.weight',
-}
+from ..utils.backbone_handoff import classifier_backbone_state
+from ..utils.checkpoint_layout import CheckpointLayout, CheckpointLayouts, has_twins
+from ..utils.skippable import num_mandatory_blocks
 
 
 def _units() -> Iterator[Tuple[str, str, str, str, bool]]:
@@ -89,41 +83,40 @@ def _rename(state_dict: Mapping[str, torch.Tensor], table: Dict[str, str], sourc
     return out
 
 
-def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Name the layout of a MobileNetV2(-ADN) state dict, or raise a ValueError that shows what was found."""
-    for layout, probe in _PROBES.items():
-        if probe in state_dict:
-            return layout
-    sample = ', '.join(sorted(state_dict)[:5])
-    raise ValueError(
-        f'Unknown checkpoint layout: expected a MobileNetV2 state dict with one of {sorted(_PROBES.values())}; '
-        f'found {len(state_dict)} keys such as: {sample}')
-
-
 def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Released MobileNetV2-ADN classifier -> mmpretrain ImageClassifier with a MobileNetV2ADN backbone."""
-    _expect(state_dict, 'released')
+    MOBILENET_V2_LAYOUTS.expect(state_dict, 'released')
     return _rename(state_dict, _TO_MMPRETRAIN['released'], 'released', 'mmpretrain')
 
 
 def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """mmpretrain ImageClassifier (MobileNetV2ADN backbone, linear head) -> the released layout."""
-    _expect(state_dict, 'mmpretrain')
+    MOBILENET_V2_LAYOUTS.expect(state_dict, 'mmpretrain')
     return _rename(state_dict, _FROM_MMPRETRAIN['released'], 'mmpretrain', 'released')
 
 
 def torchvision_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Plain torchvision mobilenet_v2 -> mmpretrain ImageClassifier; no twins (MobileNetV2ADN fills them on
     load from the shared norms, with one warning)."""
-    _expect(state_dict, 'torchvision')
+    MOBILENET_V2_LAYOUTS.expect(state_dict, 'torchvision')
     return _rename(state_dict, _TO_MMPRETRAIN['torchvision'], 'torchvision', 'mmpretrain')
 
 
 def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Plain torchvision mobilenet_v2 -> the released layout, each twin a copy of its shared norm (placed right
-    after it, as the release orders its keys): an ADN starting point that the authors' code can load."""
+    """Plain torchvision mobilenet_v2 -> the released layout, each twin a copy of its shared norm: an ADN starting
+    point that the authors' code can load."""
+    MOBILENET_V2_LAYOUTS.expect(state_dict, 'torchvision')
+    return MOBILENET_V2_LAYOUTS.convert(state_dict, 'released')
+
+
+def _to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """mmpretrain -> released; a checkpoint without twins (torchvision's) gets copies of the shared norms, each
+    placed right after its norm, as the release orders its keys."""
+    released = mmpretrain_to_released(state_dict)
+    if has_twins(released):
+        return released
     out, twins, current = OrderedDict(), OrderedDict(), None
-    for key, value in mmpretrain_to_released(torchvision_to_mmpretrain(state_dict)).items():
+    for key, value in released.items():
         module, _, leaf = key.rpartition('.')
         if module != current:  # a norm's twin follows all of that norm's keys
             out.update(twins)
@@ -136,19 +129,11 @@ def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedD
     return out
 
 
-def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert a MobileNetV2(-ADN) state dict of any known layout into ``'released'`` or ``'mmpretrain'``."""
-    if to not in ('released', 'mmpretrain'):
-        raise ValueError(f"Unknown target layout {to!r}; choose 'released' or 'mmpretrain'.")
-    source = detect_layout(state_dict)
-    if source == 'torchvision':
-        return torchvision_to_released(state_dict) if to == 'released' else torchvision_to_mmpretrain(state_dict)
-    if source == to:
-        return OrderedDict(state_dict)
-    return released_to_mmpretrain(state_dict) if to == 'mmpretrain' else mmpretrain_to_released(state_dict)
-
-
-def _expect(state_dict, layout: str) -> None:
-    found = detect_layout(state_dict)
-    if found != layout:
-        raise ValueError(f'Expected a checkpoint in the {layout} MobileNetV2 layout, got {found}.')
+# Probes name keys only MobileNetV2 has: torchvision's Swin, for one, also has 'features.0.0.weight'.
+MOBILENET_V2_LAYOUTS = CheckpointLayouts('mobilenet_v2', 'MobileNetV2', hub='mmpretrain', layouts=(
+    CheckpointLayout('released', ('features.0.conv_layer.weight', ), released_to_mmpretrain, _to_released),
+    CheckpointLayout('torchvision', ('features.1.conv.0.0.weight', ), torchvision_to_mmpretrain),
+    CheckpointLayout('mmpretrain', ('backbone.conv1.conv.weight', )),
+    CheckpointLayout('mmdet', from_hub=classifier_backbone_state),  # a detector's backbone: a target only
+))
+detect_layout, convert = MOBILENET_V2_LAYOUTS.detect, MOBILENET_V2_LAYOUTS.convert

@@ -20,7 +20,7 @@ from mmadn.registry import register_model
 from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
 from ..utils.skippable import TWIN_SUFFIX, SkippableStage, num_mandatory_blocks
 from ..utils.twin_norm_loading import TwinNormLoadHook
-from .resnet_adn_layouts import deep_stem_renames, pooled_shortcut_renames
+from .resnet_adn_layouts import RESNET_LAYOUTS, deep_stem_renames, pooled_shortcut_renames
 
 __all__ = ['ResNetADN', 'ADNResLayer', 'num_mandatory_blocks']
 
@@ -97,6 +97,8 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         *args, **kwargs: every argument of mmdet's ``ResNet``, in its order: ``ResNetADN(50, 3)`` is
             ``depth=50, in_channels=3``; the ADN arguments above are keyword-only.
     """
+
+    checkpoint_layouts = RESNET_LAYOUTS
 
     def __init__(self,
                  depth: int,

@@ -15,36 +15,9 @@ from typing import Dict, Iterable, Mapping
 
 import torch
 
+from ..utils.checkpoint_layout import CheckpointLayout, CheckpointLayouts
+
 _PROBE = 'layer1.0.conv1.weight'
-LAYOUTS = ('released', 'torchvision', 'mmpretrain', 'mmdet')
-
-
-def unwrap_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
-    """The state dict inside a checkpoint file's content (``state_dict`` / ``model`` wrappers or bare)."""
-    if isinstance(checkpoint, Mapping):
-        for key in ('state_dict', 'model', 'model_state_dict'):
-            if key in checkpoint and isinstance(checkpoint[key], Mapping):
-                return unwrap_state_dict(checkpoint[key])
-        if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-            # DataParallel checkpoints carry a 'module.' prefix on every key
-            if all(k.startswith('module.') for k in checkpoint):
-                return OrderedDict((k[len('module.'):], v) for k, v in checkpoint.items())
-            return OrderedDict(checkpoint)
-    raise ValueError('Not a checkpoint of a model: expected a state dict (name -> tensor), optionally under '
-                     "'state_dict' or 'model'.")
-
-
-def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Name the layout of a ResNet(-ADN) state dict, or raise a ValueError that shows what was found."""
-    keys = set(state_dict)
-    if _PROBE in keys:
-        return 'released' if any('_skip.' in k for k in keys) else 'torchvision'
-    if 'backbone.' + _PROBE in keys:
-        return 'mmpretrain' if 'head.fc.weight' in keys else 'mmdet'
-    sample = ', '.join(sorted(keys)[:5])
-    raise ValueError(
-        f'Unknown checkpoint layout: expected a ResNet state dict with {_PROBE!r} (torchvision / released ADN) '
-        f"or 'backbone.{_PROBE}' (mmpretrain / mmdet); found {len(keys)} keys such as: {sample}")
 
 
 _MMPRETRAIN_STEM_UNIT = re.compile(r'stem\.(\d+)\.([a-z_]+)\.(.+)')
@@ -87,13 +60,13 @@ def pooled_shortcut_renames(keys: Iterable[str], block_prefixes: Iterable[str]) 
 
 def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Released (or torchvision) classifier -> mmpretrain ImageClassifier with a ResNetADN backbone."""
-    _expect(state_dict, ('released', 'torchvision'))
+    RESNET_LAYOUTS.expect(state_dict, 'released', 'torchvision')
     return OrderedDict(('head.' + k if k.startswith('fc.') else 'backbone.' + k, v) for k, v in state_dict.items())
 
 
 def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """mmpretrain ImageClassifier (ResNetADN backbone, linear head) -> the released layout."""
-    _expect(state_dict, ('mmpretrain', ))
+    RESNET_LAYOUTS.expect(state_dict, 'mmpretrain')
     out = OrderedDict()
     for key, value in state_dict.items():
         if key.startswith('backbone.'):
@@ -107,34 +80,26 @@ def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDi
 
 def released_to_mmdet(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Released (or torchvision) classifier -> detector backbone weights (``backbone.*``); ``fc`` is dropped."""
-    _expect(state_dict, ('released', 'torchvision'))
+    RESNET_LAYOUTS.expect(state_dict, 'released', 'torchvision')
     return OrderedDict(('backbone.' + k, v) for k, v in state_dict.items() if not k.startswith('fc.'))
 
 
 def mmdet_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """The backbone of a detector (or classifier) -> the released layout without ``fc``."""
-    _expect(state_dict, ('mmdet', 'mmpretrain'))
+    RESNET_LAYOUTS.expect(state_dict, 'mmdet', 'mmpretrain')
     return OrderedDict((k[len('backbone.'):], v) for k, v in state_dict.items() if k.startswith('backbone.'))
 
 
-def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert a ResNet(-ADN) state dict of any known layout into layout ``to``."""
-    source = detect_layout(state_dict)
-    if to not in ('released', 'mmpretrain', 'mmdet'):
-        raise ValueError(f"Unknown target layout {to!r}; choose 'released', 'mmpretrain' or 'mmdet'.")
-    released = state_dict if source in ('released', 'torchvision') else (
-        mmpretrain_to_released(state_dict) if source == 'mmpretrain' else mmdet_to_released(state_dict))
-    if to == 'mmpretrain':
-        if 'fc.weight' not in released:
-            raise ValueError(f'A {source} checkpoint has no classifier head (fc); it cannot become an '
-                             'mmpretrain classifier.')
-        return released_to_mmpretrain(released)
-    if to == 'mmdet':
-        return released_to_mmdet(released)
-    return OrderedDict(released)
+def _to_classifier(released: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    if 'fc.weight' not in released:
+        raise ValueError('The checkpoint has no classifier head (fc); it cannot become an mmpretrain classifier.')
+    return released_to_mmpretrain(released)
 
 
-def _expect(state_dict, layouts) -> None:
-    found = detect_layout(state_dict)
-    if found not in layouts:
-        raise ValueError(f'Expected a checkpoint in the {" or ".join(layouts)} layout, got {found}.')
+RESNET_LAYOUTS = CheckpointLayouts('resnet', 'ResNet', hub='released', layouts=(
+    CheckpointLayout('released', (_PROBE, ), twins=True),
+    CheckpointLayout('torchvision', (_PROBE, ), to_hub=OrderedDict),
+    CheckpointLayout('mmpretrain', ('backbone.' + _PROBE, 'head.fc.weight'), mmpretrain_to_released, _to_classifier),
+    CheckpointLayout('mmdet', ('backbone.' + _PROBE, ), mmdet_to_released, released_to_mmdet),
+))
+detect_layout, convert = RESNET_LAYOUTS.detect, RESNET_LAYOUTS.convert

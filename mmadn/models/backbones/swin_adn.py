@@ -17,6 +17,7 @@ from mmadn.registry import register_model
 from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
 from ..utils.skippable import TWIN_SUFFIX, SkippableStage, SwitchableNorm, num_mandatory_blocks
 from ..utils.twin_norm_loading import TwinNormLoadHook
+from .swin_adn_layouts import SWIN_LAYOUTS
 
 
 def _norm_property(name: str) -> property:
@@ -82,6 +83,7 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
             3)`` and ``pad_small_map=True`` (mmpretrain's setting for dense prediction).
     """
 
+    checkpoint_layouts = SWIN_LAYOUTS
     norms_fold = False  # LayerNorms: nothing to fold on export
 
     def __init__(self,

@@ -27,14 +27,10 @@ from typing import Dict, List, Mapping, Tuple
 
 import torch
 
-from .resnet_adn import num_mandatory_blocks
-from .resnet_adn_layouts import unwrap_state_dict  # noqa: F401  (same checkpoint unwrapping for every arch)
+from ..utils.backbone_handoff import classifier_backbone_state
+from ..utils.checkpoint_layout import CheckpointLayout, CheckpointLayouts, has_twins
+from ..utils.skippable import num_mandatory_blocks
 
-# keys that only this layout has (torchvision's MobileNetV2 also numbers features.N, so no bare features.N probes)
-_RELEASED_PROBE = 'features.0.0.attn.relative_position_bias_table'
-_TORCHVISION_PROBE = 'features.1.0.attn.relative_position_bias_table'
-_MM_PROBE = 'backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table'
-LAYOUTS = ('released', 'torchvision', 'mmpretrain', 'mmdet')
 RELEASED_LAYOUT = ("the ADN release's: pre.{0,2}.*, stages features.{0,2,4,6}.j.*, patch mergings "
                    'features.{1,3,5}.{reduction,norm,norm_skip}.*, norm.*, head.*')
 
@@ -49,22 +45,6 @@ _BLOCK_RENAMES = (
 )
 _NORMS = ('norm1.', 'norm1_skip.', 'norm2.', 'norm2_skip.')
 _MERGING = ('reduction.', 'norm.', 'norm_skip.')
-
-
-def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Name the layout of a Swin(-ADN) state dict, or raise a ValueError that shows what was found."""
-    keys = set(state_dict)
-    if _RELEASED_PROBE in keys and 'pre.0.weight' in keys:
-        return 'released'
-    if _TORCHVISION_PROBE in keys and 'features.0.0.weight' in keys:
-        return 'torchvision'
-    if _MM_PROBE in keys:
-        return 'mmpretrain' if 'head.fc.weight' in keys else 'mmdet'
-    sample = ', '.join(sorted(keys)[:5])
-    raise ValueError(
-        f'Unknown checkpoint layout: expected a Swin state dict with {_RELEASED_PROBE!r} and pre.0.weight (released '
-        f'ADN), {_TORCHVISION_PROBE!r} (torchvision) or {_MM_PROBE!r} (mmpretrain / mmdet); found {len(keys)} keys '
-        f'such as: {sample}')
 
 
 def merging_permutation(in_channels: int) -> torch.Tensor:
@@ -128,14 +108,20 @@ def released_twin_modules(released: Mapping[str, torch.Tensor]) -> List[Tuple[st
 
 
 def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """torchvision ``swin_t`` -> the released layout, every twin the checkpoint lacks a copy of its shared norm
-    (placed where the release puts it: at the end of its block / patch merging), so the authors' code loads it."""
-    _expect(state_dict, ('torchvision', ))
-    renamed = OrderedDict((_torchvision_key_to_released(k), v) for k, v in state_dict.items())
+    """torchvision ``swin_t`` -> the released layout, twins copies of their shared norms, so the authors' code
+    loads it."""
+    SWIN_LAYOUTS.expect(state_dict, 'torchvision')
+    return SWIN_LAYOUTS.convert(state_dict, 'released')
+
+
+def _to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """mmpretrain -> released; a checkpoint without twins (torchvision's) gets copies of the shared norms, placed
+    where the release puts them: at the end of their block / patch merging."""
+    renamed = mmpretrain_to_released(state_dict)
+    if has_twins(renamed):
+        return renamed
     missing: Dict[str, List[Tuple[str, torch.Tensor]]] = {}  # module (block / merging) -> twin tensors to add
     for twin, shared in released_twin_modules(renamed):
-        if any(k.startswith(twin + '.') for k in renamed):
-            continue
         owner = twin.rpartition('.')[0] + '.'
         for key in [k for k in renamed if k.startswith(shared + '.')]:
             missing.setdefault(owner, []).append((twin + key[len(shared):], renamed[key].clone()))
@@ -228,7 +214,7 @@ def _released_to_mm(state_dict: Mapping[str, torch.Tensor], keep_head: bool) -> 
 
 def _as_released(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     """A released or torchvision state dict in released names (torchvision: renamed only, no twins added)."""
-    if detect_layout(state_dict) == 'torchvision':
+    if SWIN_LAYOUTS.detect(state_dict) == 'torchvision':
         return OrderedDict((_torchvision_key_to_released(k), v) for k, v in state_dict.items())
     return state_dict
 
@@ -236,13 +222,13 @@ def _as_released(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.T
 def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Released (or torchvision) Swin classifier -> mmpretrain ImageClassifier with a SwinTransformerADN. From
     torchvision there are no twins: SwinTransformerADN fills them from the shared norms on load, with one line."""
-    _expect(state_dict, ('released', 'torchvision'))
+    SWIN_LAYOUTS.expect(state_dict, 'released', 'torchvision')
     return _released_to_mm(_as_released(state_dict), keep_head=True)
 
 
 def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """mmpretrain ImageClassifier (SwinTransformerADN, linear head) -> the released layout."""
-    _expect(state_dict, ('mmpretrain', ))
+    SWIN_LAYOUTS.expect(state_dict, 'mmpretrain')
     last = max(int(m.group(1)) for k in state_dict for m in [re.match(r'backbone\.stages\.(\d+)\.', k)] if m)
     out = OrderedDict()
     for key, value in state_dict.items():
@@ -263,30 +249,23 @@ def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDi
 def released_to_mmdet(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Released (or torchvision) classifier -> detector backbone weights; ``head`` is dropped. The detection
     out-norms of the other stages (``norm0..2``) are not in a classifier and start from their init."""
-    _expect(state_dict, ('released', 'torchvision'))
+    SWIN_LAYOUTS.expect(state_dict, 'released', 'torchvision')
     return _released_to_mm(_as_released(state_dict), keep_head=False)
 
 
-def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert a Swin(-ADN) state dict of the released / torchvision / mmpretrain layout into layout ``to``
-    ('released', 'mmpretrain' or 'mmdet')."""
-    source = detect_layout(state_dict)
-    if to not in ('released', 'mmpretrain', 'mmdet'):
-        raise ValueError(f"Unknown target layout {to!r}; choose 'released', 'mmpretrain' or 'mmdet'.")
-    if source == 'mmdet':
-        raise ValueError('A detector checkpoint holds no classifier and carries detection out-norms; convert the '
-                         'ImageNet classifier instead.')
-    if to == 'released':
-        if source == 'torchvision':
-            return torchvision_to_released(state_dict)
-        return OrderedDict(state_dict) if source == 'released' else mmpretrain_to_released(state_dict)
-    if source == 'mmpretrain':
-        return OrderedDict(state_dict) if to == 'mmpretrain' else OrderedDict(
-            (k, v) for k, v in state_dict.items() if k.startswith('backbone.'))
-    return released_to_mmpretrain(state_dict) if to == 'mmpretrain' else released_to_mmdet(state_dict)
+def _refuse_detector(state_dict: Mapping[str, torch.Tensor]):
+    raise ValueError('A detector checkpoint holds no classifier and carries detection out-norms; convert the '
+                     'ImageNet classifier instead.')
 
 
-def _expect(state_dict, layouts) -> None:
-    found = detect_layout(state_dict)
-    if found not in layouts:
-        raise ValueError(f'Expected a Swin checkpoint in the {" or ".join(layouts)} layout, got {found}.')
+# keys that only this layout has (torchvision's MobileNetV2 also numbers features.N, so no bare features.N probes)
+_MM_PROBE = 'backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table'
+SWIN_LAYOUTS = CheckpointLayouts('swin', 'Swin', hub='mmpretrain', layouts=(
+    CheckpointLayout('released', ('features.0.0.attn.relative_position_bias_table', 'pre.0.weight'),
+                     released_to_mmpretrain, _to_released),
+    CheckpointLayout('torchvision', ('features.1.0.attn.relative_position_bias_table', 'features.0.0.weight'),
+                     released_to_mmpretrain),
+    CheckpointLayout('mmpretrain', (_MM_PROBE, 'head.fc.weight')),
+    CheckpointLayout('mmdet', (_MM_PROBE, ), _refuse_detector, classifier_backbone_state),
+))
+detect_layout, convert = SWIN_LAYOUTS.detect, SWIN_LAYOUTS.convert

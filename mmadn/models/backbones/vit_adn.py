@@ -22,6 +22,7 @@ from mmadn.registry import register_model
 from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
 from ..utils.skippable import BlockGroup
 from ..utils.twin_norm_loading import TwinNormLoadHook
+from .vit_adn_layouts import VIT_LAYOUTS
 
 
 def _block_norms(block: nn.Module) -> List[Tuple[nn.Module, str]]:
@@ -84,6 +85,7 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
     recorded output means the same thing in every sub-network.
     """
 
+    checkpoint_layouts = VIT_LAYOUTS
     norms_fold = False  # LayerNorms: nothing to fold on export
 
     def __init__(self, arch='base', skip: SkipType = 'super', blocks_per_group: int = 3, **kwargs) -> None:

@@ -19,9 +19,8 @@ from typing import Dict, List, Mapping, Tuple
 
 import torch
 
-LAYOUTS = ('released', 'torchvision', 'mmpretrain')
-_RELEASED_PROBE = 'conv_proj.weight'
-_MMPRETRAIN_PROBE = 'backbone.patch_embed.projection.weight'
+from ..utils.backbone_handoff import classifier_backbone_state
+from ..utils.checkpoint_layout import CheckpointLayout, CheckpointLayouts, has_twins
 
 _BLOCK = r'encoder\.layers\.encoder_layer_(\d+)\.'
 _MM_BLOCK = r'backbone\.layers\.(\d+)\.'
@@ -54,19 +53,6 @@ _TO_RELEASED: List[Tuple[str, str]] = [
 ]
 
 
-def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """Name the layout of a ViT(-ADN) state dict, or raise a ValueError that shows what was found."""
-    keys = set(state_dict)
-    if _RELEASED_PROBE in keys:
-        return 'released' if any('_skip.' in k for k in keys) else 'torchvision'
-    if _MMPRETRAIN_PROBE in keys:
-        return 'mmpretrain'
-    sample = ', '.join(sorted(keys)[:5])
-    raise ValueError(
-        f'Unknown checkpoint layout: expected a ViT state dict with {_RELEASED_PROBE!r} (torchvision / released '
-        f'ADN) or {_MMPRETRAIN_PROBE!r} (mmpretrain); found {len(keys)} keys such as: {sample}')
-
-
 def _rename(state_dict: Mapping[str, torch.Tensor], rules: List[Tuple[str, str]],
             target: str) -> 'OrderedDict[str, torch.Tensor]':
     compiled = [(re.compile(pattern + r'\Z'), repl) for pattern, repl in rules]
@@ -88,14 +74,14 @@ def _rename(state_dict: Mapping[str, torch.Tensor], rules: List[Tuple[str, str]]
 def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """Released (or torchvision) ViT classifier -> mmpretrain ImageClassifier with a VisionTransformerADN
     backbone (``out_type='cls_token'``, ``final_norm=True``) and a ``VisionTransformerClsHead``."""
-    _expect(state_dict, ('released', 'torchvision'))
+    VIT_LAYOUTS.expect(state_dict, 'released', 'torchvision')
     return _rename(state_dict, _TO_MMPRETRAIN, 'mmpretrain')
 
 
 def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """mmpretrain ImageClassifier (VisionTransformerADN backbone, ViT head) -> the released layout
     (torchvision >= 0.13 names: ``mlp.0`` / ``mlp.3``)."""
-    _expect(state_dict, ('mmpretrain', ))
+    VIT_LAYOUTS.expect(state_dict, 'mmpretrain')
     return _rename(state_dict, _TO_RELEASED, 'released')
 
 
@@ -107,17 +93,21 @@ def released_mandatory_blocks(num_layers: int, blocks_per_group: int = 3) -> Lis
 
 
 def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Plain torchvision ViT -> the released layout: legacy ``mlp.linear_1/2`` names become ``mlp.0/3`` and every
-    mandatory block gets ``ln_1_skip`` / ``ln_2_skip`` as copies of its LayerNorms, after the block's last key (the
-    release's order), so the authors' code loads it strictly."""
-    _expect(state_dict, ('torchvision', ))
-    legacy = re.compile(_BLOCK + r'mlp\.linear_([12])\.')
-    renamed = OrderedDict(
-        (legacy.sub(lambda m: f'encoder.layers.encoder_layer_{m.group(1)}.mlp.{3 * (int(m.group(2)) - 1)}.', k), v)
-        for k, v in state_dict.items())
-    blocks = {int(m.group(1)) for k in renamed for m in [re.match(_BLOCK, k)] if m}
+    """Plain torchvision ViT -> the released layout (legacy ``mlp.linear_1/2`` names become ``mlp.0/3``), with
+    twins as copies of their LayerNorms, so the authors' code loads it strictly."""
+    VIT_LAYOUTS.expect(state_dict, 'torchvision')
+    return VIT_LAYOUTS.convert(state_dict, 'released')
+
+
+def _to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """mmpretrain -> released; a checkpoint without twins (torchvision's) gets ``ln_1_skip`` / ``ln_2_skip`` in
+    every mandatory block as copies of its LayerNorms, after the block's last key (the release's order)."""
+    released = mmpretrain_to_released(state_dict)
+    if has_twins(released):
+        return released
+    blocks = {int(m.group(1)) for k in released for m in [re.match(_BLOCK, k)] if m}
     mandatory = set(released_mandatory_blocks(max(blocks) + 1)) if blocks else set()
-    out, items = OrderedDict(), list(renamed.items())
+    out, items = OrderedDict(), list(released.items())
     for position, (key, value) in enumerate(items):
         out[key] = value
         m = re.match(_BLOCK, key)
@@ -125,23 +115,15 @@ def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedD
         if m and int(m.group(1)) in mandatory and not following.startswith(m.group(0)):
             for norm in ('ln_1', 'ln_2'):
                 for leaf in ('weight', 'bias'):
-                    out[f'{m.group(0)}{norm}_skip.{leaf}'] = renamed[f'{m.group(0)}{norm}.{leaf}'].clone()
+                    out[f'{m.group(0)}{norm}_skip.{leaf}'] = released[f'{m.group(0)}{norm}.{leaf}'].clone()
     return out
 
 
-def convert(state_dict: Mapping[str, torch.Tensor], to: str) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert a ViT(-ADN) state dict of any known layout into layout ``to`` ('released' or 'mmpretrain')."""
-    if to not in ('released', 'mmpretrain'):
-        raise ValueError(f"Unknown target layout {to!r}; choose 'released' or 'mmpretrain'.")
-    source = detect_layout(state_dict)
-    if to == 'mmpretrain':
-        return OrderedDict(state_dict) if source == 'mmpretrain' else released_to_mmpretrain(state_dict)
-    if source == 'torchvision':
-        return torchvision_to_released(state_dict)
-    return mmpretrain_to_released(state_dict) if source == 'mmpretrain' else OrderedDict(state_dict)
-
-
-def _expect(state_dict, layouts) -> None:
-    found = detect_layout(state_dict)
-    if found not in layouts:
-        raise ValueError(f'Expected a checkpoint in the {" or ".join(layouts)} layout, got {found}.')
+VIT_LAYOUTS = CheckpointLayouts('vit', 'ViT', hub='mmpretrain', layouts=(
+    CheckpointLayout('released', ('conv_proj.weight', ), released_to_mmpretrain, _to_released, twins=True),
+    CheckpointLayout('torchvision', ('conv_proj.weight', ), released_to_mmpretrain),
+    # not the patch embedding, which an mmpretrain Swin has too
+    CheckpointLayout('mmpretrain', ('backbone.layers.0.attn.qkv.weight', )),
+    CheckpointLayout('mmdet', from_hub=classifier_backbone_state),  # a detector's backbone: a target only
+))
+detect_layout, convert = VIT_LAYOUTS.detect, VIT_LAYOUTS.convert
