@@ -2,10 +2,11 @@
 was not trained on and that is not the test set (MSDNet / IMTA hold out 5000 CIFAR or 50000 ImageNet images)."""
 import numpy as np
 from mmpretrain.datasets import KFoldDataset
-from mmpretrain.registry import DATASETS
+
+from mmadn.registry import register_dataset
 
 
-@DATASETS.register_module()
+@register_dataset
 class HoldoutSplit(KFoldDataset):
     """``num_holdout`` samples of ``dataset`` drawn with ``seed`` (``holdout=True``), or all the others.
 

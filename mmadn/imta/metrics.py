@@ -3,7 +3,8 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 from mmengine.evaluator import BaseMetric
-from mmpretrain.registry import METRICS
+
+from mmadn.registry import register_metric
 
 
 def exit_accuracies(exit_scores: torch.Tensor, labels: torch.Tensor, topk: Sequence[int] = (1, 5)) -> torch.Tensor:
@@ -17,7 +18,7 @@ def exit_accuracies(exit_scores: torch.Tensor, labels: torch.Tensor, topk: Seque
     return torch.stack([hits[..., :k].any(-1).float().mean(0) * 100 for k in topk], dim=1)
 
 
-@METRICS.register_module()
+@register_metric
 class AnytimeAccuracy(BaseMetric):
     """Top-k accuracy of each exit: ``exits/exit{i}_top{k}`` (i 1-based), from the data samples' ``exit_scores``."""
 

@@ -18,9 +18,9 @@ from mmengine import dist
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from mmengine.runner.checkpoint import load_checkpoint
-from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
+from mmadn.registry import register_loop
 from .expansion import WARMUP, Decision, DepthExpansion
 
 STATE_KEY = 'odn'
@@ -28,7 +28,7 @@ RESULT_FILE = 'odn_result.json'
 WARMUP_CHECKPOINT = 'odn_warmup.pth'
 
 
-@LOOPS.register_module()
+@register_loop
 class ODNTrainLoop(EpochBasedTrainLoop):
     """Warm-up over all levels, progressive depth expansion, then fine-tuning at the chosen depth.
 
