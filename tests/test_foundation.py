@@ -26,6 +26,38 @@ def test_import_registers_modules_for_both_libraries():
     # and they build from each library's scope
     assert type(MMDET_MODELS.build(dict(type='ResNetADN', depth=18))).__name__ == 'ResNetADN'
     assert type(MMPRETRAIN_MODELS.build(dict(type='ResNetADN', depth=18))).__name__ == 'ResNetADN'
+    # ODN and IMTA go through mmadn.registry too: models in both libraries, the rest in mmpretrain's
+    from mmpretrain.registry import DATASETS, LOOPS, METRICS
+    assert all(n in MMDET_MODELS.module_dict for n in ('ODNClassifier', 'ODNResNet', 'MSDNet', 'MultiExitClsHead'))
+    assert 'ODNTrainLoop' in LOOPS.module_dict and 'HoldoutSplit' in DATASETS.module_dict
+    assert 'AnytimeAccuracy' in METRICS.module_dict
+
+
+def test_the_checkpoint_loader_is_announced_and_can_be_opted_out_of():
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+
+    from mmadn.utils import checkpoint as ours
+    from mmadn.utils import install_checkpoint_loader, uninstall_checkpoint_loader
+
+    def installed():
+        loader = mmengine_checkpoint.CheckpointLoader._get_checkpoint_loader('x.pth')
+        return loader is ours.load_from_local, mmengine_checkpoint.load_state_dict is ours.load_state_dict
+
+    assert installed() == (True, True)
+    uninstall_checkpoint_loader()
+    try:
+        assert installed() == (False, False)
+        assert mmengine_checkpoint.CheckpointLoader._get_checkpoint_loader('x.pth') is \
+            mmengine_checkpoint.load_from_local
+    finally:
+        install_checkpoint_loader()
+    assert installed() == (True, True)
+    code = ("import mmadn, mmengine.runner.checkpoint as c; print('LOADER', c.CheckpointLoader."
+            "_get_checkpoint_loader('x.pth').__module__, c.load_state_dict.__module__)")
+    for opt_out, module in (('1', 'mmengine.runner.checkpoint'), ('', 'mmadn.utils.checkpoint')):
+        _, out = run_tool('-c', code, env={'MMADN_NO_CHECKPOINT_LOADER': opt_out})
+        assert re.search(r'LOADER (\S+) (\S+)', out).groups() == (module, module), out
+        assert ('set MMADN_NO_CHECKPOINT_LOADER=1' in out) == (not opt_out), out
 
 
 @pytest.fixture(scope='module')

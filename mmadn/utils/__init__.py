@@ -1,11 +1,12 @@
 from .checkpoint import (SAFE_CHECKPOINT_GLOBALS, CheckpointMismatchError, CorruptCheckpointError,
-                         UnsafeCheckpointError, check_checkpoint_fits, get_strict_load, safe_torch_load,
-                         set_strict_load)
+                         UnsafeCheckpointError, check_checkpoint_fits, get_strict_load, install_checkpoint_loader,
+                         safe_torch_load, set_strict_load, uninstall_checkpoint_loader)
 from .runner_setup import (check_dataset_paths, load_config, set_launcher, set_work_dir, task_of,
                            use_atomic_checkpoints)
 
 __all__ = [
     'SAFE_CHECKPOINT_GLOBALS', 'CheckpointMismatchError', 'CorruptCheckpointError', 'UnsafeCheckpointError',
-    'check_checkpoint_fits', 'get_strict_load', 'safe_torch_load', 'set_strict_load', 'check_dataset_paths',
+    'check_checkpoint_fits', 'get_strict_load', 'install_checkpoint_loader', 'safe_torch_load', 'set_strict_load',
+    'uninstall_checkpoint_loader', 'check_dataset_paths',
     'load_config', 'set_launcher', 'set_work_dir', 'task_of', 'use_atomic_checkpoints'
 ]

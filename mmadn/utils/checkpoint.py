@@ -4,15 +4,17 @@ torch >= 2.6 unpickles with ``weights_only=True`` by default, and mmengine 0.10.
 numpy values) then fail to load. Switching the check off would let a malicious checkpoint run code; instead the
 loader allows, for the duration of one load, the few classes and functions mmengine's checkpoints contain.
 
-``import mmadn`` registers :func:`load_from_local` as mmengine's loader for local paths, so ``--resume``,
-``load_from``, ``tools/test.py CONFIG CKPT`` and ``Pretrained`` inits all go through it. Files that are empty,
-truncated, damaged (zip CRCs) or no checkpoint at all are refused as such (:class:`CorruptCheckpointError`).
-
-It also wraps mmengine's ``load_state_dict``, through which all those loads put the weights into the model:
-mmengine only warns when a checkpoint does not fit, and the run then tests or trains a model that is partly
-random. Here such a load stops with what did not fit and how to fix it (:func:`check_checkpoint_fits`), unless
-the config sets ``strict_load = False``.
+``import mmadn`` installs two things in mmengine, for every caller in the process, and logs once that it did
+(:func:`install_checkpoint_loader`). :func:`load_from_local` becomes mmengine's loader for local paths, so
+``--resume``, ``load_from``, ``tools/test.py CONFIG CKPT`` and ``Pretrained`` inits all go through it; files that
+are empty, truncated, damaged (zip CRCs) or no checkpoint at all are refused as such
+(:class:`CorruptCheckpointError`). And mmengine's ``load_state_dict``, through which all those loads put the
+weights into the model, only warns when a checkpoint does not fit, so the run tests or trains a partly random
+model; wrapped, such a load stops with what did not fit and how to fix it (:func:`check_checkpoint_fits`), unless
+the config sets ``strict_load = False``. To keep mmengine's own loading, set ``MMADN_NO_CHECKPOINT_LOADER=1``
+before importing mmadn, or call :func:`uninstall_checkpoint_loader`.
 """
+import os
 import os.path as osp
 import pickle
 import re
@@ -23,7 +25,7 @@ from typing import Any, List, Mapping, Sequence
 import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, print_log
 from mmengine.model import BaseModel, BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import nn
@@ -157,7 +159,6 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
                        f'{str(err).splitlines()[0] if str(err) else "end of file"})') from None
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_from_local(filename: str, map_location=None) -> Any:
     """mmengine's loader for local paths, made safe (see the module docstring)."""
     return safe_torch_load(filename, map_location)
@@ -302,8 +303,30 @@ def load_state_dict(module: nn.Module, state_dict: Mapping, strict: bool = False
         check_checkpoint_fits(target, seen['state_dict'], seen['missing'], seen['unexpected'], seen['errors'])
 
 
-# Wrap mmengine's function (once, even if this module is reloaded); its callers look it up at call time.
+# mmengine's function, kept once even if this module is reloaded; its callers look it up at call time.
 _mmengine_load_state_dict = getattr(mmengine_checkpoint.load_state_dict, '_mmengine',
                                     mmengine_checkpoint.load_state_dict)
 load_state_dict._mmengine = _mmengine_load_state_dict
-mmengine_checkpoint.load_state_dict = load_state_dict
+OPT_OUT = 'MMADN_NO_CHECKPOINT_LOADER'
+_TOLD = []
+
+
+def install_checkpoint_loader() -> None:
+    """Make mmengine load local checkpoints with :func:`load_from_local` and check every load with
+    :func:`load_state_dict` (what ``import mmadn`` does unless ``MMADN_NO_CHECKPOINT_LOADER=1``)."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    mmengine_checkpoint.load_state_dict = load_state_dict
+    if not _TOLD:
+        _TOLD.append(True)
+        print_log(f'mmadn: mmengine now loads local checkpoints weights-only and stops a load that does not fit '
+                  f'(mmadn.utils.checkpoint); set {OPT_OUT}=1 to keep its own loading.', logger='current')
+
+
+def uninstall_checkpoint_loader() -> None:
+    """Give mmengine back its own local checkpoint loader and ``load_state_dict``."""
+    CheckpointLoader.register_scheme(prefixes='', loader=mmengine_checkpoint.load_from_local, force=True)
+    mmengine_checkpoint.load_state_dict = _mmengine_load_state_dict
+
+
+if os.environ.get(OPT_OUT, '') in ('', '0'):
+    install_checkpoint_loader()
