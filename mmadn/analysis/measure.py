@@ -34,8 +34,7 @@ class _Call(nn.Module):
 
 
 def count_flops(model: nn.Module, fn: Callable[[torch.Tensor], object], inputs: torch.Tensor,
-                op_handles: Optional[Dict[str, Callable]] = None,
-                by_module: bool = False) -> Union[int, Dict[str, int]]:
+                op_handles: Optional[Dict[str, Callable]] = None, by_module: bool = False) -> Union[int, Counter]:
     """FLOPs (multiply-adds, mmengine's convention) of ``fn(inputs)`` on the active sub-network.
 
     Fused attention (``F.scaled_dot_product_attention``, which mmengine's counter has no handle for and skips)
@@ -56,11 +55,10 @@ def count_flops(model: nn.Module, fn: Callable[[torch.Tensor], object], inputs: 
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit, **(op_handles or {}))
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
+    total = int(analyzer.total())
     if not by_module:
-        return int(analyzer.total())
-    counts = Counter({n[len('model.'):]: int(c) for n, c in analyzer.by_module().items() if n.startswith('model.')})
-    counts[''] = int(analyzer.total())
-    return counts
+        return total
+    return Counter({'': total, **{n[6:]: int(c) for n, c in analyzer.by_module().items() if n.startswith('model.')}})
 
 
 def _sync(device: torch.device) -> None:

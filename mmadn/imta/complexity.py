@@ -11,6 +11,7 @@ Two counting conventions, both mmengine's ``FlopAnalyzer`` (through ``mmadn.anal
   conv and linear layers, plus the linear bias, one per ReLU input element and kernel-size operations per pooled
   output element; BN is free. Only the operator handles differ.
 """
+from itertools import accumulate
 from typing import Any, List, Sequence, Tuple
 
 import torch
@@ -91,12 +92,4 @@ def exit_costs(model: torch.nn.Module, input_shape: Sequence[int] = (3, 32, 32),
                            'exit_costs cannot attribute them to an exit')
     params = parameter_count(model)
     per_exit_params = [params[b] + params[e] for b, e in zip(blocks, exits)]
-    return _cumsum(flops), _cumsum(per_exit_params)
-
-
-def _cumsum(values: Sequence[int]) -> List[int]:
-    out, acc = [], 0
-    for v in values:
-        acc += v
-        out.append(int(acc))
-    return out
+    return list(accumulate(flops)), list(accumulate(per_exit_params))

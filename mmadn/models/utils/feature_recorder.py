@@ -1,5 +1,6 @@
 """Capture the outputs of named sub-modules with forward hooks, so the model's code is never edited."""
 from contextlib import contextmanager
+from functools import partial
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from torch import nn
@@ -30,7 +31,7 @@ class FeatureRecorder:
         """Within the block, ``outputs[name]`` lists that module's outputs in call order (a module that has not
         run has no entry, so ``outputs`` is ordered as first calls return)."""
         self.outputs = {}
-        handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
+        handles = [m.register_forward_hook(partial(self._hook, n)) for n, m in self.modules.items()]
         try:
             yield self
         finally:
@@ -45,9 +46,5 @@ class FeatureRecorder:
         """The modules that ran, in the order their first call returned."""
         return [self.modules[n] for n in self.outputs]
 
-    def _hook(self, name: str):
-
-        def hook(module, inputs, output):  # returns None: a hook's return value would replace the output
-            self.outputs.setdefault(name, []).append(output if self.keep_outputs else None)
-
-        return hook
+    def _hook(self, name: str, module: nn.Module, inputs, output) -> None:  # None: keeps the module's output
+        self.outputs.setdefault(name, []).append(output if self.keep_outputs else None)
