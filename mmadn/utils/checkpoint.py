@@ -308,18 +308,15 @@ _mmengine_load_state_dict = getattr(mmengine_checkpoint.load_state_dict, '_mmeng
                                     mmengine_checkpoint.load_state_dict)
 load_state_dict._mmengine = _mmengine_load_state_dict
 OPT_OUT = 'MMADN_NO_CHECKPOINT_LOADER'
-_TOLD = []
 
 
 def install_checkpoint_loader() -> None:
     """Make mmengine load local checkpoints with :func:`load_from_local` and check every load with
-    :func:`load_state_dict` (what ``import mmadn`` does unless ``MMADN_NO_CHECKPOINT_LOADER=1``)."""
+    :func:`load_state_dict` (what ``import mmadn`` does unless ``MMADN_NO_CHECKPOINT_LOADER=1``), and say so."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     mmengine_checkpoint.load_state_dict = load_state_dict
-    if not _TOLD:
-        _TOLD.append(True)
-        print_log(f'mmadn: mmengine now loads local checkpoints weights-only and stops a load that does not fit '
-                  f'(mmadn.utils.checkpoint); set {OPT_OUT}=1 to keep its own loading.', logger='current')
+    print_log(f'mmadn: mmengine now loads local checkpoints weights-only and stops a load that does not fit '
+              f'(mmadn.utils.checkpoint); set {OPT_OUT}=1 to keep its own loading.', logger='current')
 
 
 def uninstall_checkpoint_loader() -> None:

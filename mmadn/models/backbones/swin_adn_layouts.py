@@ -107,13 +107,6 @@ def released_twin_modules(released: Mapping[str, torch.Tensor]) -> List[Tuple[st
     return twins
 
 
-def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """torchvision ``swin_t`` -> the released layout, twins copies of their shared norms, so the authors' code
-    loads it."""
-    SWIN_LAYOUTS.expect(state_dict, 'torchvision')
-    return SWIN_LAYOUTS.convert(state_dict, 'released')
-
-
 def _to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """mmpretrain -> released; a checkpoint without twins (torchvision's) gets copies of the shared norms, placed
     where the release puts them: at the end of their block / patch merging."""
@@ -194,13 +187,17 @@ def _mm_key_to_released(key: str, last_stage: int) -> Tuple[str, str]:
     raise ValueError(f'Cannot place mmpretrain backbone key {key!r} in the released layout.')
 
 
-def _released_to_mm(state_dict: Mapping[str, torch.Tensor], keep_head: bool) -> 'OrderedDict[str, torch.Tensor]':
+def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """Released (or torchvision) Swin classifier -> mmpretrain ImageClassifier with a SwinTransformerADN. From
+    torchvision there are no twins: SwinTransformerADN fills them from the shared norms on load, with one line."""
+    SWIN_LAYOUTS.expect(state_dict, 'released', 'torchvision')
+    if SWIN_LAYOUTS.detect(state_dict) == 'torchvision':  # renamed only, no twins added
+        state_dict = OrderedDict((_torchvision_key_to_released(k), v) for k, v in state_dict.items())
     last = _last_stage(state_dict)
     out = OrderedDict()
     for key, value in state_dict.items():  # key order kept, so a round trip gives back the same sequence
         if key.startswith('head.'):
-            if keep_head:
-                out['head.fc.' + key[len('head.'):]] = value
+            out['head.fc.' + key[len('head.'):]] = value
             continue
         new, kind = _released_key_to_mm(key, last)
         if kind == 'merging':
@@ -210,20 +207,6 @@ def _released_to_mm(state_dict: Mapping[str, torch.Tensor], keep_head: bool) -> 
             value = value.reshape(side, side)
         out['backbone.' + new] = value
     return out
-
-
-def _as_released(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-    """A released or torchvision state dict in released names (torchvision: renamed only, no twins added)."""
-    if SWIN_LAYOUTS.detect(state_dict) == 'torchvision':
-        return OrderedDict((_torchvision_key_to_released(k), v) for k, v in state_dict.items())
-    return state_dict
-
-
-def released_to_mmpretrain(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Released (or torchvision) Swin classifier -> mmpretrain ImageClassifier with a SwinTransformerADN. From
-    torchvision there are no twins: SwinTransformerADN fills them from the shared norms on load, with one line."""
-    SWIN_LAYOUTS.expect(state_dict, 'released', 'torchvision')
-    return _released_to_mm(_as_released(state_dict), keep_head=True)
 
 
 def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
@@ -246,18 +229,6 @@ def mmpretrain_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDi
     return out
 
 
-def released_to_mmdet(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Released (or torchvision) classifier -> detector backbone weights; ``head`` is dropped. The detection
-    out-norms of the other stages (``norm0..2``) are not in a classifier and start from their init."""
-    SWIN_LAYOUTS.expect(state_dict, 'released', 'torchvision')
-    return _released_to_mm(_as_released(state_dict), keep_head=False)
-
-
-def _refuse_detector(state_dict: Mapping[str, torch.Tensor]):
-    raise ValueError('A detector checkpoint holds no classifier and carries detection out-norms; convert the '
-                     'ImageNet classifier instead.')
-
-
 # keys that only this layout has (torchvision's MobileNetV2 also numbers features.N, so no bare features.N probes)
 _MM_PROBE = 'backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table'
 SWIN_LAYOUTS = CheckpointLayouts('swin', 'Swin', hub='mmpretrain', layouts=(
@@ -266,6 +237,8 @@ SWIN_LAYOUTS = CheckpointLayouts('swin', 'Swin', hub='mmpretrain', layouts=(
     CheckpointLayout('torchvision', ('features.1.0.attn.relative_position_bias_table', 'features.0.0.weight'),
                      released_to_mmpretrain),
     CheckpointLayout('mmpretrain', (_MM_PROBE, 'head.fc.weight')),
-    CheckpointLayout('mmdet', (_MM_PROBE, ), _refuse_detector, classifier_backbone_state),
+    # from mmdet: refused (a detector has no classifier and its out-norms no released counterpart); to mmdet:
+    # the classifier's backbone.* (the out-norms norm0..2 keep their init)
+    CheckpointLayout('mmdet', (_MM_PROBE, ), from_hub=classifier_backbone_state),
 ))
 detect_layout, convert = SWIN_LAYOUTS.detect, SWIN_LAYOUTS.convert

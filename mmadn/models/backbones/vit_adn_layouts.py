@@ -5,8 +5,8 @@ Layouts (what a state dict looks like):
   ``class_token``, ``encoder.pos_embedding``, ``encoder.layers.encoder_layer_{i}.{ln_1, self_attention, ln_2,
   mlp.0, mlp.3}``, ``encoder.ln``, ``heads.head``, and twins ``ln_1_skip`` / ``ln_2_skip`` in the mandatory
   blocks (all but the last of each group of 3: 0, 1, 3, 4, 6, 7, 9, 10), after each block's other keys. A plain
-  torchvision ViT is the same layout without twins (``torchvision``); ``torchvision_to_released`` adds them as
-  copies. Checkpoints of torchvision < 0.13 name the MLP ``mlp.linear_1`` / ``mlp.linear_2``; they are read too.
+  torchvision ViT is the same layout without twins (``torchvision``); converting it to ``released`` adds them
+  as copies. Checkpoints of torchvision < 0.13 name the MLP ``mlp.linear_1`` / ``mlp.linear_2``; they are read too.
 - ``mmpretrain``: an ``ImageClassifier`` with a ``VisionTransformerADN`` backbone (or a plain
   ``VisionTransformer``) and a ``VisionTransformerClsHead``.
 
@@ -90,13 +90,6 @@ def released_mandatory_blocks(num_layers: int, blocks_per_group: int = 3) -> Lis
     (a trailing group of one block has nothing to skip, as in VisionTransformerADN)."""
     groups = [range(g, min(g + blocks_per_group, num_layers)) for g in range(0, num_layers, blocks_per_group)]
     return [i for group in groups if len(group) >= 2 for i in group[:-1]]
-
-
-def torchvision_to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
-    """Plain torchvision ViT -> the released layout (legacy ``mlp.linear_1/2`` names become ``mlp.0/3``), with
-    twins as copies of their LayerNorms, so the authors' code loads it strictly."""
-    VIT_LAYOUTS.expect(state_dict, 'torchvision')
-    return VIT_LAYOUTS.convert(state_dict, 'released')
 
 
 def _to_released(state_dict: Mapping[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':

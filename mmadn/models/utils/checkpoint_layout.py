@@ -98,6 +98,7 @@ class CheckpointLayouts:
                              f'{", ".join(map(repr, targets))}.')
         source = self.layouts[self.detect(state_dict)]
         if source.name != self.hub and source.to_hub is None:
-            raise ValueError(f'A {self.family} checkpoint in the {source.name} layout cannot be converted.')
+            raise ValueError(f'A {self.family} checkpoint in the {source.name} layout cannot be converted; convert '
+                             'the classifier it was trained from.')
         hub = OrderedDict(state_dict) if source.name == self.hub else source.to_hub(state_dict)
         return hub if to == self.hub else self.layouts[to].from_hub(hub)
