@@ -51,6 +51,7 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
     """
 
     checkpoint_layouts = MOBILENET_V2_LAYOUTS
+    load_hook = TwinNormLoadHook(probe='layer2.0.conv.0.conv.weight', family='MobileNetV2')
 
     def __init__(self, skip: SkipType = 'super', **kwargs) -> None:
         # Fail on a bad skip before any layer is built.
@@ -67,8 +68,6 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
             if not getattr(module, 'is_skippable', False):
                 followers += [(slot, flag) for slot in switchable_norms([module], _unit_norms)]
         self._setup_adaptive_depth(flags, stages, followers)
-        self.register_load_state_dict_pre_hook(
-            TwinNormLoadHook(probe='layer2.0.conv.0.conv.weight', family='MobileNetV2'))
 
     def make_layer(self, out_channels, num_blocks, stride, expand_ratio) -> nn.Sequential:
         stage = super().make_layer(out_channels, num_blocks, stride, expand_ratio)

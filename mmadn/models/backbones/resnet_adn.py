@@ -77,6 +77,21 @@ class ADNResLayer(SkippableStage, ResLayer):
                 block._modules[name].register_forward_hook(hook)
 
 
+class _ResNetLoadHook(TwinNormLoadHook):
+    """Also reads mmpretrain's ResNetV1c / V1d checkpoints, whose deep stem and pooled shortcuts are laid out
+    differently from mmdet's."""
+
+    def upgrade(self, module, state_dict, prefix, local_metadata) -> None:
+        renames = deep_stem_renames(list(state_dict), prefix) if module.deep_stem else {}
+        if module.avg_down:
+            pooled = [f'{prefix}{layer}.{index}.' for layer, stage in zip(module.res_layers, module.stages)
+                      for index, block in enumerate(stage)
+                      if block.downsample is not None and isinstance(block.downsample[0], nn.AvgPool2d)]
+            renames.update(pooled_shortcut_renames(list(state_dict), pooled))
+        moved = {new: state_dict.pop(old) for old, new in renames.items()}  # all out first: targets overlap
+        state_dict.update(moved)
+
+
 @register_model
 class ResNetADN(AdaptiveDepthMixin, ResNet):
     """ResNet backbone of an adaptive depth network: 2^num_stages sub-networks in one set of weights.
@@ -99,6 +114,7 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
     """
 
     checkpoint_layouts = RESNET_LAYOUTS
+    load_hook = _ResNetLoadHook(probe='layer1.0.conv1.weight', family='ResNet')
 
     def __init__(self,
                  depth: int,
@@ -126,7 +142,6 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         super().__init__(depth, *args, **kwargs)
         self._resnet_args = {k: v for k, v in resnet_args.arguments.items() if k != 'self'}  # for export
         self._setup_adaptive_depth(flags, [(stage, index) for index, stage in enumerate(self.stages)])
-        self.register_load_state_dict_pre_hook(_ResNetLoadHook(probe='layer1.0.conv1.weight', family='ResNet'))
 
     def make_res_layer(self, **kwargs) -> ADNResLayer:
         stage = len(self.res_layers)  # make_res_layer is called once per stage, in order
@@ -168,18 +183,3 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
             raise NotImplementedError(
                 f'Layer-wise LR decay is defined (by mmpretrain) for ResNet-34/50/101/152 stages, not for '
                 f'stage_blocks {tuple(self.stage_blocks)}.') from None
-
-
-class _ResNetLoadHook(TwinNormLoadHook):
-    """Also reads mmpretrain's ResNetV1c / V1d checkpoints, whose deep stem and pooled shortcuts are laid out
-    differently from mmdet's."""
-
-    def upgrade(self, module, state_dict, prefix, local_metadata) -> None:
-        renames = deep_stem_renames(list(state_dict), prefix) if module.deep_stem else {}
-        if module.avg_down:
-            pooled = [f'{prefix}{layer}.{index}.' for layer, stage in zip(module.res_layers, module.stages)
-                      for index, block in enumerate(stage)
-                      if block.downsample is not None and isinstance(block.downsample[0], nn.AvgPool2d)]
-            renames.update(pooled_shortcut_renames(list(state_dict), pooled))
-        moved = {new: state_dict.pop(old) for old, new in renames.items()}  # all out first: targets overlap
-        state_dict.update(moved)

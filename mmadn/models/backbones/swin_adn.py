@@ -68,6 +68,21 @@ class ADNSwinBlockSequence(SkippableStage, SwinBlockSequence):
         return x, out_shape
 
 
+class _SwinTwinNormLoadHook(TwinNormLoadHook):
+    """Also applies mmpretrain's conversions of old Swin checkpoints (v1 ``norm.``, v2 ``attn_mask``), which
+    mmpretrain applies only to its exact class."""
+
+    def upgrade(self, module, state_dict, prefix, local_metadata) -> None:
+        version = local_metadata.get('version', None)
+        if version is None or version < 2:
+            last = f'norm{len(module.stages) - 1}.'
+            for key in [k for k in state_dict if k.startswith(prefix + 'norm.')]:
+                state_dict[prefix + last + key[len(prefix + 'norm.'):]] = state_dict.pop(key)
+        if version is None or version < 3:
+            for key in [k for k in state_dict if k.startswith(prefix) and 'attn_mask' in k]:
+                del state_dict[key]
+
+
 @register_model
 class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
     """Swin Transformer backbone of an adaptive depth network: 2^num_stages sub-networks in one set of weights.
@@ -84,6 +99,9 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
     """
 
     checkpoint_layouts = SWIN_LAYOUTS
+    load_hook = _SwinTwinNormLoadHook(probe='patch_embed.projection.weight', family='Swin',
+                                      foreign_keys=('features.0.0.attn.relative_position_bias_table',  # released
+                                                    'features.1.0.attn.relative_position_bias_table'))  # torchvision
     norms_fold = False  # LayerNorms: nothing to fold on export
 
     def __init__(self,
@@ -112,10 +130,6 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
                      if self.stages[index + 1].is_skippable and isinstance(stage.downsample, PatchMerging)
                      and isinstance(stage.downsample._modules.get('norm'), nn.Module)]
         self._setup_adaptive_depth(flags, [(stage, index) for index, stage in enumerate(self.stages)], followers)
-        self.register_load_state_dict_pre_hook(
-            _SwinTwinNormLoadHook(probe='patch_embed.projection.weight', family='Swin',
-                                  foreign_keys=('features.0.0.attn.relative_position_bias_table',  # released
-                                                'features.1.0.attn.relative_position_bias_table')))  # torchvision
 
     @classmethod
     def _arch_depths(cls, arch) -> List[int]:
@@ -143,18 +157,3 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
     def get_layer_depth(self, param_name: str, prefix: str = ''):
         """Layer-wise LR decay: a merging norm's twin sits at the depth of the merging norm."""
         return super().get_layer_depth(param_name.replace('.norm' + TWIN_SUFFIX + '.', '.norm.'), prefix)
-
-
-class _SwinTwinNormLoadHook(TwinNormLoadHook):
-    """Also applies mmpretrain's conversions of old Swin checkpoints (v1 ``norm.``, v2 ``attn_mask``), which
-    mmpretrain applies only to its exact class."""
-
-    def upgrade(self, module, state_dict, prefix, local_metadata) -> None:
-        version = local_metadata.get('version', None)
-        if version is None or version < 2:
-            last = f'norm{len(module.stages) - 1}.'
-            for key in [k for k in state_dict if k.startswith(prefix + 'norm.')]:
-                state_dict[prefix + last + key[len(prefix + 'norm.'):]] = state_dict.pop(key)
-        if version is None or version < 3:
-            for key in [k for k in state_dict if k.startswith(prefix) and 'attn_mask' in k]:
-                del state_dict[key]

@@ -86,6 +86,8 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
     """
 
     checkpoint_layouts = VIT_LAYOUTS
+    load_hook = TwinNormLoadHook(probe='patch_embed.projection.weight', family='ViT',
+                                 foreign_keys=('conv_proj.weight', 'encoder.pos_embedding'))
     norms_fold = False  # LayerNorms: nothing to fold on export
 
     def __init__(self, arch='base', skip: SkipType = 'super', blocks_per_group: int = 3, **kwargs) -> None:
@@ -110,9 +112,6 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
             stage.setup_skippable(max(1, len(group) - 1), [f'layers.{i}' for i in group], _block_norms)
             self._block_groups.append(stage)
         self._setup_adaptive_depth(flags, [(stage, g) for g, stage in enumerate(self._block_groups)])
-        self.register_load_state_dict_pre_hook(
-            TwinNormLoadHook(probe='patch_embed.projection.weight', family='ViT',
-                             foreign_keys=('conv_proj.weight', 'encoder.pos_embedding')))
 
     @classmethod
     def _num_layers_of(cls, arch) -> int:

@@ -102,7 +102,8 @@ class AdaptiveDepthMixin:
     """What every ADN backbone has, written once: ``skip`` (get/set), ``switch()``, ``subnets()``, the names of
     the blocks each sub-network runs and of the twins, twin init, ``train`` and export (``to_static``).
 
-    A backbone only declares, at the end of its ``__init__``, where its parts are
+    A backbone declares its checkpoints (``checkpoint_layouts``, ``load_hook``) and, at the end of its ``__init__``,
+    where its parts are
     (``_setup_adaptive_depth``): its ``SkippableStage`` s with the flag each follows, and any ``SwitchableNorm``
     outside a stage with its flag (e.g. a norm that feeds a stage). Switching only flips Python attributes: it never
     rebuilds, copies or allocates.
@@ -111,6 +112,7 @@ class AdaptiveDepthMixin:
     num_skip_flags: int
     _skip_flags: Tuple[bool, ...]
     norms_fold = True  # BatchNorms, foldable into the convolutions on export; LayerNorms are not
+    load_hook: object  # a TwinNormLoadHook: fills a plain checkpoint's missing twins, refuses foreign ones
 
     def _setup_adaptive_depth(self, flags: Tuple[bool, ...], stages: Sequence[Tuple[SkippableStage, int]],
                               follower_norms: Sequence[Tuple[SwitchableNorm, int]] = ()) -> None:
@@ -121,12 +123,13 @@ class AdaptiveDepthMixin:
             stage.checkpoint_norms(self.norm_slots())
         self._skip_flags = flags
         self._apply_skip(flags)
+        self.register_load_state_dict_pre_hook(self.load_hook)
 
     def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
         for stage, index in self._adn_stages:
             stage.set_skip(flags[index])
-        for slot, index in self._follower_norms:
-            slot.select(flags[index])
+        for slot, index in self._follower_norms:  # SwitchableNorm.select, inlined (a switch is this loop)
+            object.__setattr__(slot.owner, slot.attr, slot.twin if flags[index] else slot.shared)
 
     @property
     def skip(self) -> str:

@@ -123,8 +123,8 @@ class SkippableStage:
         if skip == self.skip:
             return
         object.__setattr__(self, 'skip', skip)  # plain attribute, no nn.Module bookkeeping: microseconds
-        for slot in self.norm_slots:
-            slot.select(skip)
+        for slot in self.norm_slots:  # SwitchableNorm.select, inlined: this loop is the whole cost of a switch
+            object.__setattr__(slot.owner, slot.attr, slot.twin if skip else slot.shared)
 
     def active_block_names(self, skip: bool) -> Tuple[str, ...]:
         return self.block_names[:self.num_mandatory if skip and self.is_skippable else len(self.block_names)]
