@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from mmadn.analysis import active_parameters, pareto_front
+from mmadn.analysis.benchmark import interleave_latencies
 from mmadn.datasets import make_classification_folder
 from mmadn.models import ResNetADN, recalibrate_norms, recalibrated
 
@@ -99,7 +100,19 @@ def test_benchmark_tool_on_a_classification_config(cls_checkpoint, tmp_path):
     assert rows[-1]['export_latency_ms'] > 0 and rows[0]['export_latency_ms'] is None
     assert osp.isfile(tmp_path / 'export_TTTT' / 'backbone.onnx')
     assert osp.isfile(tmp_path / 'export_TTTT' / 'model.pth') and osp.isfile(tmp_path / 'export_TTTT' / 'config.py')
-    assert '| skip |' in out
+    assert '| skip |' in out and 'latencies timed in rounds over all sub-networks' in out
+
+
+def test_latencies_are_timed_in_rounds_over_the_subnets():
+    """Each round times every sub-network once, so the machine's drift during a run reaches every depth alike."""
+    model = ResNetADN(18)
+    calls = []
+    rows = [dict(skip='FFFF', latency_ms=-1.0), dict(skip='TTTT', latency_ms=-1.0)]
+    interleave_latencies(rows, model, {'latency': lambda: calls.append(model.skip)}, torch.device('cpu'), warmup=1,
+                         runs=3)
+    assert calls == ['FFFF', 'TTTT'] * 4
+    assert all(r['latency_ms'] >= 0 and r['latency_p90_ms'] >= r['latency_ms'] for r in rows)
+    assert model.skip == 'FFFF'  # the active sub-network is restored
 
 
 def _benchmark_tool():

@@ -1,12 +1,12 @@
 """The measuring loop of ``tools/analysis_tools/benchmark_subnets.py``: one model, loaded once, every depth."""
 import itertools
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 
 from mmadn.models import adaptive_backbones, recalibrated, subnet
 from mmadn.models.utils.adaptive_depth import parse_skip, skip_to_str
-from .measure import active_parameters, count_flops, measure_latency, peak_memory
+from .measure import active_parameters, count_flops, latency_stats, measure_latency, peak_memory, time_once
 
 QUALITY_KEYS = {'detection': ('coco/bbox_mAP', 'coco/segm_mAP'), 'classification': ('accuracy/top1', 'accuracy/top5')}
 
@@ -42,6 +42,10 @@ def measure_subnets(runner,
     recalibration would let that row run on the checkpoint's statistics, and the context's exit would then
     restore the statistics from before the load for every later row. While the caller handles a row, its
     sub-network is active (with its recalibrated statistics when ``batches`` is given), e.g. to export it.
+
+    Once every row is out, the latencies of the rows already yielded are measured again, interleaved (each round
+    times every sub-network once): a machine whose speed drifts during the run then slows every depth alike, so
+    the latencies of one run can be compared (the rows are updated in place; the caller writes its report again).
     """
     model = runner.model
     runner.call_hook('before_run')
@@ -54,6 +58,7 @@ def measure_subnets(runner,
     def predict():
         return model(inputs, samples, mode='predict')
 
+    rows = []
     try:
         for skip in skips:
             context = recalibrated(model, batches, skip) if batches else subnet(model, skip)
@@ -74,5 +79,28 @@ def measure_subnets(runner,
                 with torch.no_grad():
                     row['peak_mem_mib'] = peak_memory(predict, device)
                 yield row
+                rows.append(row)
+        if len(rows) > 1:
+            interleave_latencies(rows, model, {'latency': predict, 'backbone_latency': lambda: model.backbone(inputs)},
+                                 device, warmup, runs)
     finally:
         runner.call_hook('after_run')
+
+
+@torch.no_grad()
+def interleave_latencies(rows: List[Dict], model, fns: Dict[str, Callable], device: torch.device, warmup: int,
+                         runs: int) -> None:
+    """Set ``<key>_ms`` (and ``latency_p90_ms``) of every row from ``runs`` rounds that time each sub-network once."""
+    for key, fn in fns.items():
+        times = {row['skip']: [] for row in rows}
+        for round_index in range(warmup + runs):
+            for row in rows:
+                with subnet(model, row['skip']):
+                    elapsed = time_once(fn, device)
+                if round_index >= warmup:
+                    times[row['skip']].append(elapsed)
+        for row in rows:
+            stats = latency_stats(times[row['skip']])
+            row[f'{key}_ms'] = stats['median_ms']
+            if key == 'latency':
+                row['latency_p90_ms'] = stats['p90_ms']

@@ -66,22 +66,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def time_once(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall time of one ``fn()`` in ms, CUDA synchronised around it."""
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return (time.perf_counter() - start) * 1e3
+
+
+def latency_stats(times: Sequence[float]) -> Dict[str, float]:
+    times = sorted(times)
+    return dict(median_ms=statistics.median(times), p90_ms=times[min(len(times) - 1, round(0.9 * (len(times) - 1)))])
+
+
 @torch.no_grad()
 def measure_latency(fn: Callable[[], object], device: torch.device, warmup: int = 3,
                     runs: int = 10) -> Dict[str, float]:
     """Median and p90 wall time of ``fn()`` in ms, after ``warmup`` calls; CUDA is synchronised around each."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(runs):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
-    return dict(median_ms=statistics.median(times), p90_ms=p90)
+    return latency_stats([time_once(fn, device) for _ in range(runs)])
 
 
 def peak_memory(fn: Callable[[], object], device: torch.device) -> float:
