@@ -74,3 +74,30 @@ def test_exported_detector_matches_and_rebuilds_from_its_config(repo_root):
     with torch.no_grad():
         for got, expected in zip(static.extract_feat(x), model.extract_feat(x)):
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('config, scope, size', [
+    ('configs/mobilenet_v2_adn_8xb32_in1k.py', 'mmpretrain', 64),  # a classifier
+    ('configs/vit_b32_adn_4xb256_in1k.py', 'mmpretrain', 224),
+    ('configs/mask_rcnn_swin_t_adn_fpn_1x_coco.py', 'mmdet', 128),  # a detector of another family
+])
+def test_exported_model_of_every_family_rebuilds_from_its_config_and_matches(repo_root, config, scope, size):
+    from mmengine.registry import MODELS
+    cfg = Config.fromfile(osp.join(repo_root, config))
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        model.eval()
+        backbone = model.backbone
+        backbone.skip = ''.join('TF'[i % 2] for i in range(backbone.num_skip_flags))
+        new_cfg, state = export_model(model, cfg)
+        assert all(h['type'] != 'ADNDistillHook' for h in new_cfg.get('custom_hooks', []))
+        assert 'ADN' not in new_cfg.model.backbone.type
+        static = MODELS.build(new_cfg.model)
+    static.load_state_dict(state, strict=True)
+    static.eval()
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        for got, expected in zip(static.extract_feat(x), model.extract_feat(x)):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
