@@ -5,6 +5,7 @@ and ``F`` (keep it): ``'FFFF'`` is the super-net, ``'TTTT'`` the base-net. T/F s
 because mmengine's ``--cfg-options`` would turn a 0/1 string such as ``0110`` into the integer 110.
 """
 import copy
+import functools
 import itertools
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -64,6 +65,13 @@ def parse_skip(skip: SkipType, num_flags: int, owner: str = 'the backbone') -> T
     return tuple(bool(f) for f in flags)
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse_skip_str(skip: str, num_flags: int, owner: str) -> Tuple[bool, ...]:
+    """``parse_skip`` of a string, remembered: a run-time controller switching among a few depths parses each once
+    (an invalid string raises, and is not remembered)."""
+    return parse_skip(skip, num_flags, owner)
+
+
 def skip_to_str(flags: Sequence[bool]) -> str:
     return ''.join('T' if f else 'F' for f in flags)
 
@@ -121,15 +129,19 @@ class AdaptiveDepthMixin:
         self._follower_norms = list(follower_norms)
         for stage, _ in self._adn_stages:
             stage.checkpoint_norms(self.norm_slots())
+        # what a switch touches, flattened once: the stages that can skip, the outside norms' attributes
+        self._switch_plan = ([(stage, index) for stage, index in self._adn_stages if stage.is_skippable],
+                             [(s.owner, s.attr, s.shared, s.twin, index) for s, index in self._follower_norms])
         self._skip_flags = flags
         self._apply_skip(flags)
         self.register_load_state_dict_pre_hook(self.load_hook)
 
     def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
-        for stage, index in self._adn_stages:
+        stages, followers = self._switch_plan
+        for stage, index in stages:
             stage.set_skip(flags[index])
-        for slot, index in self._follower_norms:  # SwitchableNorm.select, inlined (a switch is this loop)
-            object.__setattr__(slot.owner, slot.attr, slot.twin if flags[index] else slot.shared)
+        for owner, attr, shared, twin, index in followers:  # SwitchableNorm.select, inlined
+            object.__setattr__(owner, attr, twin if flags[index] else shared)
 
     @property
     def skip(self) -> str:
@@ -138,7 +150,8 @@ class AdaptiveDepthMixin:
 
     @skip.setter
     def skip(self, value: SkipType) -> None:
-        flags = parse_skip(value, self.num_skip_flags, type(self).__name__)
+        flags = (_parse_skip_str(value, self.num_skip_flags, type(self).__name__) if isinstance(value, str) else
+                 parse_skip(value, self.num_skip_flags, type(self).__name__))
         self._skip_flags = flags
         self._apply_skip(flags)
 

@@ -96,6 +96,7 @@ class SkippableStage:
         self.skip = False
         mandatory = blocks[:num_mandatory] if self.is_skippable else []
         self.norm_slots = switchable_norms(mandatory, norm_attrs)
+        self._switch_plan = [(s.owner, s.attr, s.shared, s.twin) for s in self.norm_slots]  # what set_skip rewrites
         self.with_cp = disable_block_checkpointing(blocks)
         self.checkpoint_norms(self.norm_slots)
 
@@ -123,8 +124,8 @@ class SkippableStage:
         if skip == self.skip:
             return
         object.__setattr__(self, 'skip', skip)  # plain attribute, no nn.Module bookkeeping: microseconds
-        for slot in self.norm_slots:  # SwitchableNorm.select, inlined: this loop is the whole cost of a switch
-            object.__setattr__(slot.owner, slot.attr, slot.twin if skip else slot.shared)
+        for owner, attr, shared, twin in self._switch_plan:  # SwitchableNorm.select, inlined: a switch is this loop
+            object.__setattr__(owner, attr, twin if skip else shared)
 
     def active_block_names(self, skip: bool) -> Tuple[str, ...]:
         return self.block_names[:self.num_mandatory if skip and self.is_skippable else len(self.block_names)]
@@ -154,7 +155,7 @@ class SkippableStage:
         elif self.blocks_attr is not None:
             blocks = getattr(self, self.blocks_attr)
             setattr(self, self.blocks_attr, type(blocks)(list(blocks)[:num_active]))
-        self.norm_slots, self.num_mandatory, self.skip = [], num_active, False
+        self.norm_slots, self._switch_plan, self.num_mandatory, self.skip = [], [], num_active, False
         self.block_names = self.block_names[:num_active]
         self._cp_slots = self._cp_slots[:num_active]
         return self
