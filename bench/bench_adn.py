@@ -7,7 +7,7 @@ Prints, for the ResNet-50-ADN backbone at a detection input size:
   2. the super-net's latency against mmdet's plain ResNet-50 with the same weights; where the time of the
      super-net goes (always-run part vs skippable part: FLOPs share, time share, GFLOP/s), which explains the
      gap between latency and FLOPs ratios; and the same ratios for the exported static models (norms folded);
-  3. the cost of one depth switch;
+  3. (the cost of a depth switch, every family: bench/bench_switch.py);
   4. a Mask R-CNN R50-ADN training iteration with Algorithm 1 (ADN's objective) against plain training of the
      same detector: time and peak memory.
 Timings are interleaved (round-robin over the variants, median of the runs), so the ratios are fair even on a
@@ -127,24 +127,6 @@ def bench_breakdown(size, runs, memory_format):
           f'({fused_ms["TTTT"]:.1f} / {fused_ms["FFFF"]:.1f} ms), FLOPs {fr:.3f} (difference {lr - fr:+.3f})')
 
 
-def bench_switch():
-    adn = ResNetADN(50)
-    n = 20000
-    skips = ['TTTT', 'FFFF', 'TFTF', 'FTFT']
-    start = time.perf_counter()
-    for i in range(n):
-        adn.skip = skips[i & 3]
-    per_switch = (time.perf_counter() - start) / n * 1e3
-    start = time.perf_counter()
-    for i in range(n):
-        with adn.switch(skips[i & 3]):
-            pass
-    per_context = (time.perf_counter() - start) / n * 1e3
-    print(f'\n## 3. Depth switch (ResNet-50-ADN, {n} switches)\n')
-    print(f'backbone.skip = ...: {per_switch * 1e3:.1f} us per switch; '
-          f'with backbone.switch(...) (switch and restore): {per_context * 1e3:.1f} us')
-
-
 def bench_training(size, iters):
     cfg = Config.fromfile(osp.join(ROOT, 'configs/mask_rcnn_r50_adn_fpn_1x_coco.py'))
     cfg.model.backbone.init_cfg = None
@@ -211,7 +193,6 @@ def main():
         print('channels-last memory format (oneDNN NHWC kernels) for sections 1-2')
     bench_backbone(tuple(args.size), args.runs, memory_format)
     bench_breakdown(tuple(args.size), args.runs, memory_format)
-    bench_switch()
     bench_training(args.train_size, args.train_iters)
 
 

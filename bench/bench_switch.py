@@ -66,19 +66,17 @@ def main():
     for _ in range(args.rounds):
         for label, tree in trees.items():
             for name, row in run_in(tree).items():
-                if name not in best[label] or row['us'] < best[label][name]['us']:
-                    best[label][name] = row
+                best[label][name] = min(best[label].get(name, row), row, key=lambda r: r['us'])
     print(f'Depth switch, best of {args.rounds} rounds of {SWITCHES} switches (us per switch; peak bytes traced by '
           'tracemalloc over 64 switches: Python objects a switch creates)\n')
-    header = '| backbone | ' + ' | '.join(f'{label} us | {label} bytes' for label in trees)
-    print(header + (' | this / other |' if args.against else ' |'))
+    print('| backbone | ' + ' | '.join(f'{t} us | {t} bytes' for t in trees) + (' | this / other |' if args.against
+                                                                               else ' |'))
     print('|---' * (1 + 2 * len(trees) + bool(args.against)) + '|')
     for name in FAMILIES:
-        cells = ' | '.join(f'{best[label][name]["us"]:.1f} | {best[label][name]["peak_bytes"]}' for label in trees)
-        ratio = (f' | {best["this tree"][name]["us"] / best["other tree"][name]["us"]:.2f} |'
-                 if args.against else ' |')
-        print(f'| {name} | {cells}{ratio}')
-
+        cells = [f'{best[t][name]["us"]:.1f} | {best[t][name]["peak_bytes"]}' for t in trees]
+        if args.against:
+            cells.append(f'{best["this tree"][name]["us"] / best["other tree"][name]["us"]:.2f}')
+        print(f'| {name} | ' + ' | '.join(cells) + ' |')
 
 if __name__ == '__main__':
     main()

@@ -2,6 +2,7 @@
 at small scale on the embedded generated data with the demo's recipe (scripts/demo.sh).
 
     python bench/reproduce_detection_table.py [--seeds 0 1] [--work-dir work_dirs/repro] [--out FILE.md]
+        [--pretrain-cfg-options model.backbone.zero_init_residual=False]
 
 Per seed (the runs' ``randomness.seed``; the data is the demo's, fixed):
   pretraining   adn:   ResNet-18-ADN classifier with Algorithm 1 (configs/demo/resnet18_adn_shapes_cls.py)
@@ -22,6 +23,8 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+
+from mmengine.config import DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLS_CONFIG = 'configs/demo/resnet18_adn_shapes_cls.py'
@@ -101,11 +104,11 @@ def benchmark(checkpoint, out_dir, skips):
         return {row['skip']: row for row in json.load(f)['subnets']}
 
 
-def run_seed(seed, work_dir):
+def run_seed(seed, work_dir, pretrain_options=None):
     backbones = {}
     for name, changes in PRETRAININGS.items():
         work = osp.join(work_dir, f'seed{seed}', f'pretrain_{name}')
-        ckpt = train(CLS_CONFIG, work, seed, **changes)
+        ckpt = train(CLS_CONFIG, work, seed, **changes, **(pretrain_options or {}))
         init = osp.join(work, 'backbone_for_detection.pth')
         if not osp.exists(init):  # checked against the detector that will load it
             det_config = derived_config(DET_CONFIG, osp.join(work, 'handoff'), **changes)
@@ -141,12 +144,14 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--work-dir', default='work_dirs/repro')
     parser.add_argument('--out', help='also write the table to this Markdown file')
+    parser.add_argument('--pretrain-cfg-options', nargs='+', action=DictAction, default={},
+                        help='changes to every pretraining config, e.g. model.backbone.zero_init_residual=False')
     args = parser.parse_args()
     for tool, cmd in (('data/synthetic_coco/annotations/instances_val2017.json', 'tools/misc/make_synthetic_coco.py'),
                       ('data/synthetic_crops/val', 'tools/misc/make_synthetic_crops.py')):
         if not osp.exists(osp.join(ROOT, tool)):
             run(cmd)
-    per_seed = [run_seed(seed, args.work_dir) for seed in args.seeds]
+    per_seed = [run_seed(seed, args.work_dir, args.pretrain_cfg_options) for seed in args.seeds]
     text = table(per_seed, args.seeds)
     print(text)
     if args.out:

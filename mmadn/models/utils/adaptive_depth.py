@@ -110,11 +110,10 @@ class AdaptiveDepthMixin:
     """What every ADN backbone has, written once: ``skip`` (get/set), ``switch()``, ``subnets()``, the names of
     the blocks each sub-network runs and of the twins, twin init, ``train`` and export (``to_static``).
 
-    A backbone declares its checkpoints (``checkpoint_layouts``, ``load_hook``) and, at the end of its ``__init__``,
-    where its parts are
-    (``_setup_adaptive_depth``): its ``SkippableStage`` s with the flag each follows, and any ``SwitchableNorm``
-    outside a stage with its flag (e.g. a norm that feeds a stage). Switching only flips Python attributes: it never
-    rebuilds, copies or allocates.
+    A backbone declares its checkpoints (``checkpoint_layouts``, ``load_hook``), its export (``static_config``)
+    and, at the end of its ``__init__``, where its parts are (``_setup_adaptive_depth``): its ``SkippableStage`` s
+    with the flag each follows, and any ``SwitchableNorm`` outside a stage with its flag (e.g. a norm that feeds a
+    stage). Switching only flips Python attributes: it never rebuilds, copies or allocates.
     """
 
     num_skip_flags: int
@@ -154,10 +153,6 @@ class AdaptiveDepthMixin:
                  parse_skip(value, self.num_skip_flags, type(self).__name__))
         self._skip_flags = flags
         self._apply_skip(flags)
-
-    @property
-    def skip_flags(self) -> Tuple[bool, ...]:
-        return self._skip_flags
 
     @contextmanager
     def switch(self, skip: SkipType) -> Iterator['AdaptiveDepthMixin']:

@@ -70,11 +70,6 @@ def switchable_norms(blocks: Iterable[nn.Module], norm_attrs: Callable[[nn.Modul
     return [SwitchableNorm(owner, attr) for block in blocks for owner, attr in norm_attrs(block)]
 
 
-def _stage_error(num_mandatory: int, num_blocks: int) -> ValueError:
-    return ValueError(f'num_mandatory must be in [1, {num_blocks}] for a stage of {num_blocks} blocks, '
-                      f'got {num_mandatory}')
-
-
 class SkippableStage:
     """Mixin of a stage container (``nn.Sequential``, or a module keeping its blocks in ``blocks_attr``, or a plain
     list of blocks): its blocks after the first ``num_mandatory`` are skipped while ``skip`` is set.
@@ -90,7 +85,8 @@ class SkippableStage:
         blocks' own checkpointing (``norm_checkpoint`` says why)."""
         blocks = self.stage_blocks
         if not 1 <= num_mandatory <= len(blocks):
-            raise _stage_error(num_mandatory, len(blocks))
+            raise ValueError(f'num_mandatory must be in [1, {len(blocks)}] for a stage of {len(blocks)} blocks, '
+                             f'got {num_mandatory}')
         self.num_mandatory = num_mandatory
         self.block_names = tuple(block_names)
         self.skip = False
