@@ -58,7 +58,7 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
         num_flags = sum(1 for _, _, num_blocks, _ in self.arch_settings if num_blocks >= 2)
         flags = parse_skip(skip, num_flags, type(self).__name__)
         super().__init__(**kwargs)
-        self._mobilenet_args = dict(kwargs)  # for export
+        self._upstream_args = dict(kwargs)  # for export
         # the stages, and the norms outside a skippable stage (each follows the flag of a neighbouring stage)
         stages, followers = [], []
         for name, flag in self._stage_flags():
@@ -72,8 +72,8 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
     def make_layer(self, out_channels, num_blocks, stride, expand_ratio) -> nn.Sequential:
         stage = super().make_layer(out_channels, num_blocks, stride, expand_ratio)
         name = f'layer{len(self.layers) + 1}'  # mmpretrain names the stage after it is made
-        return ADNInvertedResidualStage(*stage, num_mandatory=num_mandatory_blocks(num_blocks) if num_blocks > 1
-                                        else 1, block_names=[f'{name}.{i}' for i in range(num_blocks)])
+        return ADNInvertedResidualStage(*stage, num_mandatory=num_mandatory_blocks(num_blocks),
+                                        block_names=[f'{name}.{i}' for i in range(num_blocks)])
 
     def _stage_flags(self) -> List[Tuple[str, int]]:
         """``(name, flag)`` for the stem, every stage and the last conv, in order. A stage that cannot skip follows
@@ -92,5 +92,5 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
         return [name for name in self.layers[:-1] if getattr(self, name).is_skippable]
 
     def static_config(self, blocks_per_stage: Sequence[int]) -> dict:
-        return dict(type='StaticMobileNetV2', **{**self._mobilenet_args, 'init_cfg': None},
+        return dict(type='StaticMobileNetV2', **{**self._upstream_args, 'init_cfg': None},
                     stage_blocks=tuple(blocks_per_stage))

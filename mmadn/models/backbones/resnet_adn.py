@@ -140,7 +140,7 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         self.train_twin_stats = train_twin_stats
         self.drop_path_rate = drop_path_rate
         super().__init__(depth, *args, **kwargs)
-        self._resnet_args = {k: v for k, v in resnet_args.arguments.items() if k != 'self'}  # for export
+        self._upstream_args = {k: v for k, v in resnet_args.arguments.items() if k != 'self'}  # for export
         self._setup_adaptive_depth(flags, [(stage, index) for index, stage in enumerate(self.stages)])
 
     def make_res_layer(self, **kwargs) -> ADNResLayer:
@@ -162,7 +162,7 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         return list(self.res_layers)
 
     def static_config(self, blocks_per_stage: Sequence[int]) -> dict:
-        return dict(type='StaticResNet', **{**self._resnet_args, 'init_cfg': None, 'pretrained': None},
+        return dict(type='StaticResNet', **{**self._upstream_args, 'init_cfg': None, 'pretrained': None},
                     stage_blocks=tuple(blocks_per_stage))
 
     def train(self, mode: bool = True) -> 'ResNetADN':

@@ -119,7 +119,7 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
             raise ValueError(f'mandatory_depths needs one entry per stage, each in [1, depth]; got '
                              f'{mandatory_depths} for depths {tuple(depths)}')
         super().__init__(arch=arch, **kwargs)
-        self._swin_args = dict(kwargs)  # for export
+        self._upstream_args = dict(kwargs)  # for export
         self.mandatory_depths = mandatory_depths
         for index, (stage, num_mandatory) in enumerate(zip(self.stages, mandatory_depths)):
             _promote(stage, ADNSwinBlockSequence).setup_skippable(
@@ -152,7 +152,7 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
 
     def static_config(self, blocks_per_stage: Sequence[int]) -> dict:
         arch = dict(embed_dims=self.embed_dims, depths=list(blocks_per_stage), num_heads=list(self.num_heads))
-        return dict(type='mmpretrain.SwinTransformer', arch=arch, **{**self._swin_args, 'init_cfg': None})
+        return dict(type='mmpretrain.SwinTransformer', arch=arch, **{**self._upstream_args, 'init_cfg': None})
 
     def get_layer_depth(self, param_name: str, prefix: str = ''):
         """Layer-wise LR decay: a merging norm's twin sits at the depth of the merging norm."""

@@ -104,7 +104,7 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
             for g in range(num_groups)
         ]
         self.group_outputs = ModuleList([nn.Identity() for _ in range(num_groups)])
-        self._vit_args = dict(kwargs)  # for export
+        self._upstream_args = dict(kwargs)  # for export
         self._block_groups = []
         for g, group in enumerate(self.groups):
             stage = BlockGroup([ADNTransformerEncoderLayer.adopt(self.layers[i]) for i in group])
@@ -150,7 +150,7 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
                              f'{self.skip} (blocks {active}): export it with out_indices at blocks it runs.')
         arch = dict(self.arch_settings, num_layers=sum(blocks_per_stage))
         return dict(type='mmpretrain.VisionTransformer', arch=arch,
-                    **{**self._vit_args, 'out_indices': out_indices, 'init_cfg': None})
+                    **{**self._upstream_args, 'out_indices': out_indices, 'init_cfg': None})
 
     def static_state_dict(self) -> Dict:
         self.layers = ModuleList([block for group in self._block_groups for block in group])
