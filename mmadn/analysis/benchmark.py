@@ -90,7 +90,8 @@ def measure_subnets(runner,
 @torch.no_grad()
 def interleave_latencies(rows: List[Dict], model, fns: Dict[str, Callable], device: torch.device, warmup: int,
                          runs: int) -> None:
-    """Set ``<key>_ms`` (and ``latency_p90_ms``) of every row from ``runs`` rounds that time each sub-network once."""
+    """Set ``<key>_ms`` (and ``latency_p90_ms``, ``latency_samples_ms``) of every row from ``runs`` rounds that
+    time each sub-network once."""
     for key, fn in fns.items():
         times = {row['skip']: [] for row in rows}
         for round_index in range(warmup + runs):
@@ -104,3 +105,4 @@ def interleave_latencies(rows: List[Dict], model, fns: Dict[str, Callable], devi
             row[f'{key}_ms'] = stats['median_ms']
             if key == 'latency':
                 row['latency_p90_ms'] = stats['p90_ms']
+                row['latency_samples_ms'] = stats['samples_ms']

@@ -75,15 +75,18 @@ def time_once(fn: Callable[[], object], device: torch.device) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def latency_stats(times: Sequence[float]) -> Dict[str, float]:
-    times = sorted(times)
-    return dict(median_ms=statistics.median(times), p90_ms=times[min(len(times) - 1, round(0.9 * (len(times) - 1)))])
+def latency_stats(times: Sequence[float]) -> Dict:
+    """Median, nearest-rank p90 and the timed runs themselves (in the order they ran), all in ms: the runs let a
+    budget be checked later against any percentile (``mmadn.deploy.select_subnet``)."""
+    ordered = sorted(times)
+    return dict(median_ms=statistics.median(ordered),
+                p90_ms=ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))], samples_ms=list(times))
 
 
 @torch.no_grad()
 def measure_latency(fn: Callable[[], object], device: torch.device, warmup: int = 3,
-                    runs: int = 10) -> Dict[str, float]:
-    """Median and p90 wall time of ``fn()`` in ms, after ``warmup`` calls; CUDA is synchronised around each."""
+                    runs: int = 10) -> Dict:
+    """Median, p90 and every timed run's wall time of ``fn()`` in ms, after ``warmup`` calls; CUDA is synchronised around each."""
     for _ in range(warmup):
         fn()
     return latency_stats([time_once(fn, device) for _ in range(runs)])

@@ -2,12 +2,14 @@
 
     python tools/analysis_tools/benchmark_subnets.py CONFIG CHECKPOINT [--skips FFFF TTTT ...]
         [--out-dir DIR] [--recalibrate N] [--export SKIP [--fuse]] [--runs N] [--warmup N] [--device cpu|cuda]
+        [--budget latency=40ms|flops=20G|memory=300MB [--percentile 90]]
 
 The model is built and loaded once; depth is switched in place. Quality comes from the config's own test
 evaluator (COCO bbox / segm AP for detection, top-1 / top-5 for classification), FLOPs from mmengine's analysis
 at the test input size, latency from warm runs (CUDA synchronised). Writes subnets.{md,csv,json,png} to the
 output directory; with --export, also the exported static model (checkpoint, config, backbone ONNX) and its
-latency beside the adaptive model's. Skips are written in their T/F form ('ttff', 'super', 'base' accepted).
+latency beside the adaptive model's; with --budget, the best sub-network that fits (selection.json; the same
+from a saved table: tools/deployment/select_subnet.py). Skips are written in their T/F form ('ttff', 'super', 'base' accepted).
 
 Every argument is checked before the runner is built, the checkpoint is loaded once before the first
 sub-network (so every row, the first included, runs with its recalibrated statistics and the checkpoint's come
@@ -29,7 +31,8 @@ from mmengine.utils import ProgressBar  # noqa: E402
 from mmadn.analysis import (QUALITY_KEYS, canonical_skips, measure_latency, measure_subnets,  # noqa: E402
                             recalibration_batches, write_report)
 from mmadn.analysis.benchmark import first_batch  # noqa: E402
-from mmadn.deploy import export_backbone, export_model  # noqa: E402
+from mmadn.deploy import export_backbone, export_model, select_subnet  # noqa: E402
+from mmadn.deploy.selection import add_budget_arguments, write_selection  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
 from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
 
@@ -62,6 +65,7 @@ def build_parser():
     parser.add_argument('--warmup', type=_count(0), default=3)
     parser.add_argument('--batch-size', type=_count(1), default=1, help='images per latency / memory measurement')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_budget_arguments(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
 
@@ -69,6 +73,8 @@ def build_parser():
 def check_args(parser, args):
     """Everything that can be wrong with the command line, before the runner is built: canonical ``skips`` and
     ``export``, or ``parser.error`` (exit code 2) saying what is wrong."""
+    if args.percentile is not None and args.budget is None:
+        parser.error('--percentile says which latency a budget holds: give --budget latency=... too.')
     if args.fuse and not args.export:
         parser.error('--fuse folds the norms of the exported sub-network: give --export SKIP too.')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
@@ -134,6 +140,10 @@ def main(argv=None):
         paths = _write(rows, out_dir, quality, f'{title}; latencies timed in rounds over all sub-networks')
     print(open(paths['md']).read())
     print('written: ' + ', '.join(paths.values()))
+    if args.budget is not None:  # exit code 0 either way: the table is what this tool makes
+        selection = select_subnet(rows, args.budget, args.percentile, quality)
+        print(selection.summary())
+        print('written: ' + write_selection(selection, osp.join(out_dir, 'selection.json')))
 
 
 def _write(rows, out_dir, quality, title):
