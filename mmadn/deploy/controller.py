@@ -7,13 +7,13 @@ the median, is what misses deadlines) times a correction learnt from the calls s
 time to the table's median, averaged exponentially. The correction absorbs what the table did not time (data
 preparation, a busier machine than when the table was measured), so a table measured once stays usable.
 """
-import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Union
 
 import torch
 from torch import nn
 
+from mmadn.analysis.measure import time_once
 from mmadn.models.utils.subnet import set_subnet
 from .selection import Budget, row_cost, select_subnet
 
@@ -89,13 +89,8 @@ class DeadlineController:
         skip = self.choose(deadline_ms)
         predicted = self.predict(skip)
         set_subnet(self.model, skip)
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        result = fn()
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-        elapsed = (time.perf_counter() - start) * 1e3
+        result = []
+        elapsed = time_once(lambda: result.append(fn()), self.device)
         self.observe(skip, elapsed)
         self.records.append(CallRecord(skip, deadline_ms, elapsed, predicted))
-        return result
+        return result[0]

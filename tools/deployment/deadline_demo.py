@@ -18,7 +18,6 @@ import os
 import os.path as osp
 import statistics
 import sys
-import time
 from collections import Counter
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -29,6 +28,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
 from mmadn.analysis import QUALITY_KEYS  # noqa: E402
+from mmadn.analysis.measure import time_once  # noqa: E402
 from mmadn.deploy import DeadlineController, load_table  # noqa: E402
 from mmadn.deploy.selection import latency_percentile, row_cost  # noqa: E402
 from mmadn.models import adaptive_backbones, set_subnet  # noqa: E402
@@ -63,16 +63,6 @@ def default_deadlines(table):
         raise ValueError(f'the table\'s base-net p90 ({base_tail:.1f} ms) is not below the super-net\'s median '
                          f'({super_median:.1f} ms): no deadline separates them; give --deadlines')
     return [round(1.25 * super_tail, 1), round((base_tail + super_median) / 2, 1)]
-
-
-def timed(fn, device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    result = fn()
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    return result, (time.perf_counter() - start) * 1e3
 
 
 def main(argv=None):
@@ -117,8 +107,9 @@ def main(argv=None):
             return controller(lambda: model.test_step(data), deadline), controller.records[-1].elapsed_ms, \
                 controller.records[-1].skip
         set_subnet(model, policy_skip)
-        outputs, elapsed = timed(lambda: model.test_step(data), device)
-        return outputs, elapsed, policy_skip
+        outputs = []
+        elapsed = time_once(lambda: outputs.append(model.test_step(data)), device)
+        return outputs[0], elapsed, policy_skip
 
     with torch.no_grad():
         first = next(iter(loader))
