@@ -146,8 +146,11 @@ def test_benchmark_stopped_midway_keeps_what_it_measured(cls_checkpoint, tmp_pat
     ckpt, opts = cls_checkpoint
     cmd = [sys.executable, 'tools/analysis_tools/benchmark_subnets.py', CLS_CONFIG, ckpt, '--out-dir',
            str(tmp_path), '--runs', '1', '--warmup', '0', '--cfg-options', *opts]
+    # SIGINT's default restored in the child: a shell's background job (CI under nohup ... &) ignores it, and
+    # Python keeps an inherited SIG_IGN, so Ctrl-C would never reach the tool
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, 'OMP_NUM_THREADS': '2'})
+                            env={**os.environ, 'OMP_NUM_THREADS': '2'},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     report = tmp_path / 'subnets.json'
     deadline = time.time() + 300
     while not report.exists() and proc.poll() is None and time.time() < deadline:
