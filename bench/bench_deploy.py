@@ -9,18 +9,18 @@ bench/bench_adn.py, for FFFF and the base-net, in:
   - eager PyTorch, the exported static sub-network with the norms folded (contiguous and channels-last);
   - ONNX Runtime and OpenVINO (where it is installed) on the exported static sub-network's ONNX.
 Prints the base / super latency ratio of each beside the FLOPs ratio, static / adaptive at each depth, and every
-runtime's agreement with PyTorch. Timings are interleaved (each round times every variant once; medians), so
+runtime's agreement with PyTorch. Timings are interleaved (bench_adn.interleaved_ms: each round times every variant once; medians), so
 ratios are fair on a shared, noisy machine; absolute times are not comparable across machines.
 """
 import argparse
+import copy
+import functools
 import importlib.util
 import json
 import os
 import os.path as osp
-import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -29,6 +29,7 @@ from mmdet.models.necks import FPN  # noqa: E402
 from torch import nn  # noqa: E402
 
 import mmadn  # noqa: E402,F401
+from bench.bench_adn import interleaved_ms  # noqa: E402
 from mmadn.analysis import count_flops  # noqa: E402
 from mmadn.deploy.runtime import RuntimeModel  # noqa: E402
 from mmadn.deploy.export_subnet import export_backbone  # noqa: E402
@@ -81,8 +82,7 @@ def main():
         flops[skip] = count_flops(adaptive, adaptive, x)
         _, static_backbone = export_backbone(backbone, fuse=True)
         static = BackboneNeck(static_backbone.eval(), neck).eval()
-        static_cl = BackboneNeck(export_backbone(backbone, fuse=True)[1].eval(), neck).eval()
-        static_cl = static_cl.to(memory_format=torch.channels_last)
+        static_cl = copy.deepcopy(static).to(memory_format=torch.channels_last)
         variants[('adaptive, contiguous', skip)] = (adaptive, x)
         variants[('adaptive, channels-last', skip)] = (adaptive_cl, x_cl)
         variants[('static fused, contiguous', skip)] = (static, x)
@@ -101,14 +101,8 @@ def main():
         with torch.no_grad():
             return module(inputs)
 
-    times = {k: [] for k in variants}
-    for round_index in range(args.runs + 1):
-        for (name, skip), (module, inputs) in variants.items():
-            start = time.perf_counter()
-            call(module, inputs, skip)
-            if round_index:  # the first round warms up
-                times[(name, skip)].append((time.perf_counter() - start) * 1e3)
-    median = {k: statistics.median(v) for k, v in times.items()}
+    median = interleaved_ms({(name, skip): functools.partial(call, module, inputs, skip)
+                             for (name, skip), (module, inputs) in variants.items()}, args.runs)
     flops_ratio = flops[base] / flops[superset]
     names = list(dict.fromkeys(name for name, _ in variants))
     print(f'\nResNet-{args.depth}-ADN + FPN at {args.size[0]}x{args.size[1]}, batch 1, {torch.get_num_threads()} '

@@ -1,8 +1,8 @@
 """Run a chosen sub-network in a deployment runtime (ONNX Runtime, OpenVINO) and check it against PyTorch.
 
 What is exported is the part of a model that is one static graph: a classifier whole (image -> logits), a
-detector's backbone + neck (image -> FPN levels; its heads post-process with data-dependent shapes, see
-docs/deploy.md). The sub-network is made static first (``to_static``, norms folded where the family allows), so
+detector's backbone + neck (image -> FPN levels; its heads post-process with data-dependent shapes: proposal
+counts, NMS). The sub-network is made static first (``to_static``, norms folded where the family allows), so
 the runtime sees the upstream network with only the blocks that depth runs.
 """
 import os.path as osp
