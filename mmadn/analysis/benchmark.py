@@ -1,6 +1,8 @@
 """The measuring loop of ``tools/analysis_tools/benchmark_subnets.py``: one model, loaded once, every depth."""
 import itertools
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+import os
+import os.path as osp
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
 
@@ -35,7 +37,10 @@ def measure_subnets(runner,
                     batch_size: int = 1,
                     warmup: int = 3,
                     runs: int = 10,
-                    batches: Optional[List] = None) -> Iterator[Dict]:
+                    batches: Optional[List] = None,
+                    memory_format: str = 'contiguous',
+                    backend: str = 'pytorch',
+                    onnx_dir: Optional[str] = None) -> Iterator[Dict]:
     """Yield one row of measurements per sub-network of ``runner.model``.
 
     The checkpoint (``runner``'s ``load_from``) is loaded once, before the first row: loading it inside a row's
@@ -43,10 +48,20 @@ def measure_subnets(runner,
     restore the statistics from before the load for every later row. While the caller handles a row, its
     sub-network is active (with its recalibrated statistics when ``batches`` is given), e.g. to export it.
 
+    ``memory_format``: how the backbone + neck run in PyTorch (``mmadn.deploy.memory_format``); ``'auto'`` times
+    both at the first sub-network and keeps the faster (every row records the choice). ``backend``: with a
+    deployment runtime, each sub-network's backbone + neck is exported to ONNX (under ``onnx_dir``), checked
+    against PyTorch (``runtime_error``) and timed there; ``latency_ms`` is then the whole model with its features
+    from the runtime and its heads in PyTorch, beside ``pytorch_latency_ms``. Quality stays PyTorch's.
+
     Once every row is out, the latencies of the rows already yielded are measured again, interleaved (each round
     times every sub-network once): a machine whose speed drifts during the run then slows every depth alike, so
     the latencies of one run can be compared (the rows are updated in place; the caller writes its report again).
     """
+    from mmadn.deploy.memory_format import choose_memory_format
+    from mmadn.deploy.memory_format import memory_format as memory_format_context
+    if backend != 'pytorch' and not onnx_dir:
+        raise ValueError(f'backend {backend!r} needs onnx_dir, the folder for the exported ONNX files')
     model = runner.model
     runner.call_hook('before_run')
     runner.load_or_resume()
@@ -54,50 +69,95 @@ def measure_subnets(runner,
     backbone = adaptive_backbones(model)[0]
     data = first_batch(runner, batch_size)
     inputs, samples = data['inputs'].to(device), data['data_samples']
+    fmt, fmt_times = memory_format, None
+    if fmt == 'auto':
+        with subnet(model, skips[0]):
+            fmt, fmt_times = choose_memory_format(model, inputs, device, min(warmup, 2), max(3, min(runs, 7)))
 
     def predict():
         return model(inputs, samples, mode='predict')
 
-    rows = []
+    rows, timed = [], {}
     try:
-        for skip in skips:
-            context = recalibrated(model, batches, skip) if batches else subnet(model, skip)
-            with context:
-                metrics = runner.test_loop.run()
-                model.to(device).eval()
-                row = dict(skip=skip, blocks=len(backbone.active_blocks()))
-                for key in QUALITY_KEYS[task]:
-                    if key in metrics:
-                        row[key.split('/')[-1]] = float(metrics[key])
-                row['params_m'] = active_parameters(model, predict) / 1e6
-                row['gflops'] = count_flops(model, lambda x: model(x, samples, mode='tensor'), inputs) / 1e9
-                row['backbone_gflops'] = count_flops(model, model.backbone, inputs) / 1e9
-                row.update({f'latency_{k}': v for k, v in measure_latency(predict, device, warmup, runs).items()})
-                row['latency_ms'] = row.pop('latency_median_ms')
-                row['backbone_latency_ms'] = measure_latency(lambda: model.backbone(inputs), device, warmup,
-                                                             runs)['median_ms']
-                with torch.no_grad():
-                    row['peak_mem_mib'] = peak_memory(predict, device)
-                yield row
-                rows.append(row)
-        if len(rows) > 1:
-            interleave_latencies(rows, model, {'latency': predict, 'backbone_latency': lambda: model.backbone(inputs)},
-                                 device, warmup, runs)
+        with memory_format_context(model, fmt):
+            for skip in skips:
+                context = recalibrated(model, batches, skip) if batches else subnet(model, skip)
+                with context:
+                    row = _measure_row(runner, model, backbone, skip, task, device, inputs, samples, predict,
+                                       warmup, runs)
+                    row['memory_format'] = fmt
+                    if fmt_times:
+                        row['memory_format_ms'] = fmt_times  # the auto choice, backbone + neck (JSON only)
+                    timed[skip] = {'latency': predict, 'backbone_latency': lambda: model.backbone(inputs)}
+                    if backend != 'pytorch':
+                        timed[skip] = _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device,
+                                                   warmup, runs)
+                    yield row
+                    rows.append(row)
+            if len(rows) > 1:
+                keys = list(timed[rows[0]['skip']])
+                interleave_latencies(rows, model, {k: {s: fns[k] for s, fns in timed.items()} for k in keys},
+                                     device, warmup, runs)
     finally:
         runner.call_hook('after_run')
 
 
+def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, predict, warmup, runs) -> Dict:
+    """Quality, parameters, FLOPs, PyTorch latency and peak memory of the active sub-network."""
+    metrics = runner.test_loop.run()
+    model.to(device).eval()
+    row = dict(skip=skip, blocks=len(backbone.active_blocks()))
+    for key in QUALITY_KEYS[task]:
+        if key in metrics:
+            row[key.split('/')[-1]] = float(metrics[key])
+    row['params_m'] = active_parameters(model, predict) / 1e6
+    row['gflops'] = count_flops(model, lambda x: model(x, samples, mode='tensor'), inputs) / 1e9
+    row['backbone_gflops'] = count_flops(model, model.backbone, inputs) / 1e9
+    row.update({f'latency_{k}': v for k, v in measure_latency(predict, device, warmup, runs).items()})
+    row['latency_ms'] = row.pop('latency_median_ms')
+    row['backbone_latency_ms'] = measure_latency(lambda: model.backbone(inputs), device, warmup, runs)['median_ms']
+    with torch.no_grad():
+        row['peak_mem_mib'] = peak_memory(predict, device)
+    return row
+
+
+def _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device, warmup, runs) -> Dict[str, Callable]:
+    """Export the active sub-network's backbone + neck, run it in ``backend`` and time it beside PyTorch; returns
+    what the interleaved rounds time for this row."""
+    from mmadn.deploy.runtime import RuntimeModel, deployable_part, export_onnx, runtime_features
+    os.makedirs(onnx_dir, exist_ok=True)
+    part = deployable_part(model, fuse=True, with_head=False)
+    # exported anew: a file left by an earlier run may hold another checkpoint
+    runtime = RuntimeModel(part, inputs, backend, export_onnx(part, inputs, osp.join(onnx_dir, f'{skip}.onnx')))
+
+    def hybrid():
+        with runtime_features(model, runtime):
+            return predict()
+
+    fns = {'latency': hybrid, 'pytorch_latency': predict, 'part_latency': runtime,
+           'pytorch_part_latency': lambda: model.extract_feat(inputs), 'backbone_latency': lambda: model.backbone(inputs)}
+    row['pytorch_latency_ms'] = row['latency_ms']
+    row.update({f'latency_{k}': v for k, v in measure_latency(hybrid, device, warmup, runs).items()})
+    row['latency_ms'] = row.pop('latency_median_ms')
+    for key in ('part_latency', 'pytorch_part_latency'):
+        row[f'{key}_ms'] = measure_latency(fns[key], device, warmup, runs)['median_ms']
+    row.update(backend=backend, runtime_error=runtime.error)
+    return fns
+
+
 @torch.no_grad()
-def interleave_latencies(rows: List[Dict], model, fns: Dict[str, Callable], device: torch.device, warmup: int,
-                         runs: int) -> None:
+def interleave_latencies(rows: List[Dict], model, fns: Dict[str, Union[Callable, Dict[str, Callable]]],
+                         device: torch.device, warmup: int, runs: int) -> None:
     """Set ``<key>_ms`` (and ``latency_p90_ms``, ``latency_samples_ms``) of every row from ``runs`` rounds that
-    time each sub-network once."""
+    time each sub-network once. A key's callable is the same for every row, or one per row's skip (a runtime
+    session per sub-network)."""
     for key, fn in fns.items():
         times = {row['skip']: [] for row in rows}
         for round_index in range(warmup + runs):
             for row in rows:
+                call = fn[row['skip']] if isinstance(fn, dict) else fn
                 with subnet(model, row['skip']):
-                    elapsed = time_once(fn, device)
+                    elapsed = time_once(call, device)
                 if round_index >= warmup:
                     times[row['skip']].append(elapsed)
         for row in rows:

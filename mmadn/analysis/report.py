@@ -16,9 +16,9 @@ def _fmt(value) -> str:
 
 def write_report(rows: List[Dict], out_dir: str, quality_key: str, title: str = '') -> Dict[str, str]:
     """``rows``: one dict per sub-network (same keys). Returns the paths written. The JSON holds everything;
-    list-valued columns (the timed runs) stay out of the Markdown and CSV tables."""
+    list- and dict-valued columns (the timed runs, the memory-format timings) stay out of the Markdown and CSV."""
     os.makedirs(out_dir, exist_ok=True)
-    keys = [k for k in rows[0] if not any(isinstance(r.get(k), (list, tuple)) for r in rows)]
+    keys = [k for k in rows[0] if not any(isinstance(r.get(k), (list, tuple, dict)) for r in rows)]
     paths = {k: osp.join(out_dir, f'subnets.{k}') for k in ('md', 'csv', 'json', 'png')}
     with open(paths['json'], 'w') as f:
         json.dump(dict(title=title, quality_key=quality_key, subnets=rows), f, indent=2)

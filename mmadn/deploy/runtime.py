@@ -3,10 +3,13 @@
 What is exported is the part of a model that is one static graph: a classifier whole (image -> logits), a
 detector's backbone + neck (image -> FPN levels; its heads post-process with data-dependent shapes: proposal
 counts, NMS). The sub-network is made static first (``to_static``, norms folded where the family allows), so
-the runtime sees the upstream network with only the blocks that depth runs.
+the runtime sees the upstream network with only the blocks that depth runs. ``runtime_features`` runs a whole
+model with its backbone + neck in the runtime and its heads in PyTorch, as benchmark_subnets.py --backend times it.
 """
+import contextlib
+import copy
 import os.path as osp
-from typing import Callable, List, Sequence, Union
+from typing import Callable, Iterator, List, Sequence, Union
 
 import numpy as np
 import torch
@@ -21,13 +24,15 @@ TOLERANCE = 1e-4
 
 
 class DeployablePart(nn.Module):
-    """The static graph of a model: ``classifier(x)`` -> logits, or ``neck(backbone(x))`` -> FPN levels."""
+    """The static graph of a model: ``classifier(x)`` -> logits, or ``neck(backbone(x))`` -> FPN levels (a
+    classifier's too with ``with_head=False``: what its ``extract_feat`` gives the head)."""
 
-    def __init__(self, model: nn.Module, backbone: nn.Module) -> None:
+    def __init__(self, model: nn.Module, backbone: nn.Module, with_head: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
         self.neck = getattr(model, 'neck', None) if getattr(model, 'with_neck', False) else None
-        self.head = getattr(model, 'head', None)  # mmpretrain classifiers; detectors have rpn / roi heads
+        # mmpretrain classifiers have a head; detectors have rpn / roi heads, which stay outside the graph
+        self.head = getattr(model, 'head', None) if with_head else None
 
     def forward(self, x: torch.Tensor):
         feats = self.backbone(x)
@@ -38,22 +43,23 @@ class DeployablePart(nn.Module):
         return tuple(feats)
 
 
-def deployable_part(model: nn.Module, fuse: bool = True) -> DeployablePart:
+def deployable_part(model: nn.Module, fuse: bool = True, with_head: bool = True) -> DeployablePart:
     """The active sub-network of ``model`` as a static deployable part (eval mode, norms folded if ``fuse`` and
-    the family's norms fold; Swin / ViT keep their LayerNorms)."""
+    the family's norms fold; Swin / ViT keep their LayerNorms). The neck (and head) are ``model``'s own."""
     backbones = adaptive_backbones(model)
     if not backbones or getattr(model, 'backbone', None) is not backbones[0]:
         raise TypeError(f'{type(model).__name__} has no adaptive backbone to export')
     backbone = model.backbone
     fuse = fuse and getattr(backbone, 'norms_fold', True)
     _, static = export_backbone(backbone, fuse=fuse)
-    return DeployablePart(model, static.to(next(model.parameters()).device)).eval()
+    return DeployablePart(model, static.to(next(model.parameters()).device), with_head).eval()
 
 
 def export_onnx(part: nn.Module, example: torch.Tensor, path: str) -> str:
-    """ONNX of ``part`` at ``example``'s shape (torch's dynamo exporter), checked by onnx's checker."""
+    """ONNX of ``part`` at ``example``'s shape (torch's dynamo exporter), checked by onnx's checker. A copy of
+    ``part`` is exported, contiguous (``part`` may be running channels-last and shares the model's neck)."""
     import onnx
-    part = part.cpu().eval()
+    part = copy.deepcopy(part).cpu().eval().to(memory_format=torch.contiguous_format)
     with torch.no_grad():
         torch.onnx.export(part, (example.cpu(), ), path, dynamo=True, input_names=['input'], external_data=False)
     onnx.checker.check_model(path)
@@ -123,3 +129,22 @@ class RuntimeModel:
 
     def __call__(self, x: Union[np.ndarray, None] = None):
         return self.run(self.example if x is None else x)
+
+
+@contextlib.contextmanager
+def runtime_features(model: nn.Module, runtime: RuntimeModel) -> Iterator[nn.Module]:
+    """Within the context ``model.extract_feat`` (what mmdet's detectors and mmpretrain's classifiers call for
+    the backbone + neck in ``predict`` and ``_forward``) runs in ``runtime`` (a ``with_head=False`` part); the
+    heads, post-processing included, stay in PyTorch."""
+
+    def extract_feat(inputs: torch.Tensor, stage: str = 'neck'):
+        if stage != 'neck':
+            raise ValueError(f'the runtime holds the backbone + neck: extract_feat(stage={stage!r}) is not in it')
+        arrays = runtime(np.ascontiguousarray(inputs.detach().cpu().numpy()))
+        return tuple(torch.from_numpy(a).to(inputs.device) for a in arrays)
+
+    model.extract_feat = extract_feat  # an instance attribute hides the class's method until deleted
+    try:
+        yield model
+    finally:
+        del model.extract_feat

@@ -3,6 +3,7 @@
     python tools/analysis_tools/benchmark_subnets.py CONFIG CHECKPOINT [--skips FFFF TTTT ...]
         [--out-dir DIR] [--recalibrate N] [--export SKIP [--fuse]] [--runs N] [--warmup N] [--device cpu|cuda]
         [--budget latency=40ms|flops=20G|memory=300MB [--percentile 90]]
+        [--backend pytorch|onnxruntime|openvino] [--memory-format auto|channels_last|contiguous]
 
 The model is built and loaded once; depth is switched in place. Quality comes from the config's own test
 evaluator (COCO bbox / segm AP for detection, top-1 / top-5 for classification), FLOPs from mmengine's analysis
@@ -11,11 +12,18 @@ output directory; with --export, also the exported static model (checkpoint, con
 latency beside the adaptive model's; with --budget, the best sub-network that fits (selection.json; the same
 from a saved table: tools/deployment/select_subnet.py). Skips are written in their T/F form ('ttff', 'super', 'base' accepted).
 
+--memory-format (default auto): the backbone + neck run channels-last or contiguous in PyTorch; auto times both
+at the first sub-network and keeps the faster (recorded per row, the timings in the JSON). --backend: each
+sub-network's backbone + neck is exported to ONNX (<out-dir>/onnx/SKIP.onnx), checked against PyTorch and run in
+that runtime (CPU); latency_ms is then the whole model with the runtime's features (heads in PyTorch), beside
+pytorch_latency_ms, part_latency_ms (the runtime alone) and pytorch_part_latency_ms.
+
 Every argument is checked before the runner is built, the checkpoint is loaded once before the first
 sub-network (so every row, the first included, runs with its recalibrated statistics and the checkpoint's come
 back after it), and the report is rewritten after every sub-network: a run stopped midway keeps what it measured.
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import sys
@@ -32,6 +40,8 @@ from mmadn.analysis import (QUALITY_KEYS, canonical_skips, measure_latency, meas
                             recalibration_batches, write_report)
 from mmadn.analysis.benchmark import first_batch  # noqa: E402
 from mmadn.deploy import export_backbone, export_model, select_subnet  # noqa: E402
+from mmadn.deploy.memory_format import MEMORY_FORMATS, memory_format  # noqa: E402
+from mmadn.deploy.runtime import BACKENDS  # noqa: E402
 from mmadn.deploy.selection import add_budget_arguments, write_selection  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
 from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
@@ -65,6 +75,10 @@ def build_parser():
     parser.add_argument('--warmup', type=_count(0), default=3)
     parser.add_argument('--batch-size', type=_count(1), default=1, help='images per latency / memory measurement')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--backend', choices=BACKENDS, default='pytorch',
+                        help='where the backbone + neck run when timed (ONNX Runtime / OpenVINO: CPU only)')
+    parser.add_argument('--memory-format', choices=MEMORY_FORMATS, default='auto',
+                        help='PyTorch backbone + neck layout; auto: the faster of the two, timed at the first skip')
     add_budget_arguments(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
@@ -79,6 +93,14 @@ def check_args(parser, args):
         parser.error('--fuse folds the norms of the exported sub-network: give --export SKIP too.')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device} requested but CUDA is not available; use --device cpu.')
+    if args.backend != 'pytorch':
+        if not args.device.startswith('cpu'):
+            parser.error(f'--backend {args.backend} runs on the CPU here: add --device cpu (or use --backend '
+                         'pytorch on CUDA).')
+        module = {'onnxruntime': 'onnxruntime', 'openvino': 'openvino'}[args.backend]
+        if importlib.util.find_spec(module) is None or importlib.util.find_spec('onnx') is None:
+            parser.error(f'--backend {args.backend} needs the {module} and onnx packages: '
+                         'pip install -r requirements/deploy.txt')
     if not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint {args.checkpoint} does not exist.')
     try:
@@ -118,13 +140,15 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     batches = recalibration_batches(runner, args.recalibrate) if args.recalibrate else None
     title = (f'{osp.basename(args.config)} on {args.device}, batch {args.batch_size}'
-             + (f', norms recalibrated on {len(batches)} batches' if batches else ''))
+             + (f', norms recalibrated on {len(batches)} batches' if batches else '')
+             + (f', backbone + neck in {args.backend} (quality: PyTorch\'s)' if args.backend != 'pytorch' else ''))
     quality = QUALITY_KEYS[task][0].split('/')[-1]
     rows, progress, stopped, paths = [], ProgressBar(len(skips)), None, None
     try:
-        for row in measure_subnets(runner, skips, task, device, args.batch_size, args.warmup, args.runs, batches):
+        for row in measure_subnets(runner, skips, task, device, args.batch_size, args.warmup, args.runs, batches,
+                                   args.memory_format, args.backend, osp.join(out_dir, 'onnx')):
             if row['skip'] == export:  # while the sub-network is active, with the statistics it was measured with
-                row.update(export_and_time(runner, cfg, row['skip'], device, args, out_dir))
+                row.update(export_and_time(runner, cfg, row['skip'], device, args, out_dir, row['memory_format']))
             rows.append(row)
             paths = _write(rows, out_dir, quality, title)  # as it goes: what was measured survives a failure
             progress.update()
@@ -136,6 +160,7 @@ def main(argv=None):
             paths = _write(rows, out_dir, quality,
                            f'{title}; stopped after {len(rows)} of {len(skips)} sub-networks ({stopped})')
             print(f'\nwritten what was measured: {", ".join(paths.values())}', file=sys.stderr)
+    title += _format_note(rows[0])
     if len(rows) > 1:  # measure_subnets has re-timed every row, interleaved
         paths = _write(rows, out_dir, quality, f'{title}; latencies timed in rounds over all sub-networks')
     print(open(paths['md']).read())
@@ -146,13 +171,22 @@ def main(argv=None):
         print('written: ' + write_selection(selection, osp.join(out_dir, 'selection.json')))
 
 
+def _format_note(row) -> str:
+    times = row.get('memory_format_ms')
+    if not times:
+        return f'; PyTorch backbone + neck {row["memory_format"]}'
+    timed = ' vs '.join(f'{name} {ms:.3g} ms' for name, ms in times.items())
+    return f'; PyTorch backbone + neck {row["memory_format"]} (auto: {timed} at {row["skip"]})'
+
+
 def _write(rows, out_dir, quality, title):
     keys = list(dict.fromkeys(k for r in rows for k in r))
     return write_report([{k: r.get(k) for k in keys} for r in rows], out_dir, quality, title)
 
 
-def export_and_time(runner, cfg, skip, device, args, out_dir):
-    """Export the active sub-network ``skip``, save it (checkpoint, config, backbone ONNX) and time it."""
+def export_and_time(runner, cfg, skip, device, args, out_dir, fmt='contiguous'):
+    """Export the active sub-network ``skip``, save it (checkpoint, config, backbone ONNX) and time it in the
+    memory format ``fmt`` the adaptive model was timed in."""
     model = runner.model
     data = first_batch(runner, args.batch_size)
     inputs, samples = data['inputs'].to(device), data['data_samples']
@@ -175,9 +209,10 @@ def export_and_time(runner, cfg, skip, device, args, out_dir):
     onnx_path = osp.join(export_dir, 'backbone.onnx')
     torch.onnx.export(static.backbone.cpu(), (inputs.cpu(), ), onnx_path, dynamo=True, input_names=['input'])
     static.to(device)
-    backbone_ms = measure_latency(lambda: static.backbone(inputs), device, args.warmup, args.runs)['median_ms']
-    whole_ms = measure_latency(lambda: static(inputs, samples, mode='predict'), device, args.warmup,
-                               args.runs)['median_ms']
+    with memory_format(static, fmt):
+        backbone_ms = measure_latency(lambda: static.backbone(inputs), device, args.warmup, args.runs)['median_ms']
+        whole_ms = measure_latency(lambda: static(inputs, samples, mode='predict'), device, args.warmup,
+                                   args.runs)['median_ms']
     print(f'exported {skip} to {export_dir}')
     return dict(export_latency_ms=whole_ms, export_backbone_latency_ms=backbone_ms)
 
