@@ -84,22 +84,39 @@ def test_select_tool_reads_a_saved_table(tmp_path):
 
 def test_controller_switches_depth_for_each_deadline_and_learns_the_machine():
     model = ResNetADN(18)
-    controller = DeadlineController(model, TABLE, percentile=90, headroom=1.0, adapt=0.5)
-    assert controller.choose(100) == 'FFFF' and controller.choose(50) == 'TTFF'  # p90 of the runs: 60, 47
+    controller = DeadlineController(model, TABLE, percentile=90, headroom=1.0, window=5)
+    # before any call the factor is the table's own: p90 (nearest rank) of its 20 runs / their row's median
+    assert controller.correction == pytest.approx(39 / 35)
+    assert controller.choose(100) == 'FFFF' and controller.choose(50) == 'TTFF'  # 50 x 1.114 = 55.7, 46.8 fit
     assert controller.choose(20) == 'TTTT'  # nothing fits: the cheapest
     calls = []
     controller(lambda: calls.append(model.skip), deadline_ms=50)
     assert calls == ['TTFF'] and controller.records[-1].skip == 'TTFF'
-    # this machine turns out 1.5x slower than the table: after a few calls the plan moves to a cheaper depth
+    # this machine turns out 1.5x slower than the table: the window forgets the table, the plan gets cheaper
     for _ in range(5):
         controller.observe('TTFF', 1.5 * 42)
-    assert controller.correction == pytest.approx(1.5, rel=0.05)
-    assert controller.choose(65) == 'TTTT'  # 1.5 x 47 = 70.5 would miss; 1.5 x 39 = 58.5 fits
+    assert controller.correction == pytest.approx(1.5)
+    assert controller.choose(60) == 'TTTT'  # 1.5 x 42 = 63 would miss; 1.5 x 35 = 52.5 fits
     assert controller.choose(100) == 'FFFF'
+
+
+def test_controller_plans_on_the_tail_of_recent_calls():
+    """One call in ten twice as slow (an image with many objects): at p99 the plan leaves room for it."""
+    careful = DeadlineController(ResNetADN(18), TABLE, percentile=99, headroom=1.0, window=10)
+    typical = DeadlineController(ResNetADN(18), TABLE, percentile=50, headroom=1.0, window=10)
+    frozen = DeadlineController(ResNetADN(18), TABLE, percentile=99, headroom=1.0, window=0)
+    for controller in (careful, typical, frozen):
+        for i in range(10):
+            controller.observe('FFFF', 100.0 if i == 3 else 50.0)
+    assert careful.correction == 2.0 and typical.correction == 1.0
+    assert frozen.correction == pytest.approx(60 / 50)  # the table's worst run, never updated
+    assert careful.choose(90) == 'TTFF' and typical.choose(90) == 'FFFF'
 
 
 def test_controller_refuses_bad_settings():
     with pytest.raises(ValueError, match='headroom'):
         DeadlineController(ResNetADN(18), TABLE, headroom=1.5)
+    with pytest.raises(ValueError, match='window'):
+        DeadlineController(ResNetADN(18), TABLE, window=-1)
     with pytest.raises(KeyError, match="no 'top5'"):
         DeadlineController(ResNetADN(18), TABLE, quality_key='top5')

@@ -2,11 +2,14 @@
 
 Before each call the controller picks the best-quality sub-network of the measured table whose predicted time
 fits the call's deadline (``select_subnet`` on a latency budget), switches to it (a depth switch costs
-microseconds), runs the call and times it. The prediction is the table's latency at a percentile (the tail, not
-the median, is what misses deadlines) times a correction learnt from the calls so far: the ratio of the measured
-time to the table's median, averaged exponentially. The correction absorbs what the table did not time (data
-preparation, a busier machine than when the table was measured), so a table measured once stays usable.
+microseconds), runs the call and times it. The prediction is the table's median at that depth times a factor:
+a percentile (the tail, not the median, is what misses deadlines) of the ratios "measured time / table median"
+of the last ``window`` calls, whatever depth they ran. Before any call, the ratios are the table's own timed runs.
+The factor absorbs what the table did not time: the spread between inputs (a detector's heads cost more on an
+image with more objects), data preparation, a busier machine than when the table was measured; so a table
+measured once stays usable.
 """
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Union
 
@@ -15,7 +18,7 @@ from torch import nn
 
 from mmadn.analysis.measure import time_once
 from mmadn.models.utils.subnet import set_subnet
-from .selection import Budget, row_cost, select_subnet
+from .selection import Budget, latency_percentile, row_cost, select_subnet
 
 
 @dataclass
@@ -37,9 +40,9 @@ class DeadlineController:
     Args:
         model: the ADN model (or backbone) whose depth is switched.
         table: the loaded table (``load_table``) or its rows with ``quality_key``.
-        percentile: latency percentile of the table used as the prediction (its timed runs).
+        percentile: percentile of the recent time ratios the prediction uses (99: nearly the worst of them).
         headroom: fraction of the deadline a prediction may use (the rest absorbs jitter).
-        adapt: weight of the newest call in the running correction (0: trust the table as it is).
+        window: how many recent calls the ratios come from (0: the table's timed runs only, never updated).
         device: where the calls run (CUDA is synchronised around each).
     """
 
@@ -47,41 +50,50 @@ class DeadlineController:
                  model: nn.Module,
                  table: Union[Dict, List[Dict]],
                  quality_key: Optional[str] = None,
-                 percentile: float = 90,
+                 percentile: float = 99,
                  headroom: float = 0.95,
-                 adapt: float = 0.2,
+                 window: int = 50,
                  device: Union[str, torch.device] = 'cpu') -> None:
         if not 0 < headroom <= 1:
             raise ValueError(f'headroom is the fraction of a deadline a prediction may use, in (0, 1]: {headroom}')
-        if not 0 <= adapt <= 1:
-            raise ValueError(f'adapt is the weight of the newest call in the correction, in [0, 1]: {adapt}')
+        if window < 0:
+            raise ValueError(f'window is a number of recent calls, at least 0: {window}')
+        if not 0 <= percentile <= 100:
+            raise ValueError(f'percentile must be in [0, 100], got {percentile}')
         self.model = model
         self.rows = table['subnets'] if isinstance(table, dict) else list(table)
         self.quality_key = quality_key or (table.get('quality_key') if isinstance(table, dict) else None)
         self.percentile = percentile
         self.headroom = headroom
-        self.adapt = adapt
         self.device = torch.device(device)
-        self.correction = 1.0
+        select_subnet(self.rows, Budget('latency', 1e12), None, self.quality_key)  # the table is usable
         self._median = {r['skip']: row_cost(r, 'latency') for r in self.rows}
-        self._tail = {r['skip']: row_cost(r, 'latency', percentile) for r in self.rows}
+        prior = [t / self._median[r['skip']] for r in self.rows for t in r.get('latency_samples_ms') or ()]
+        if not prior:  # a table without its timed runs: its p90 where it has one
+            prior = [r['latency_p90_ms'] / self._median[r['skip']] for r in self.rows if r.get('latency_p90_ms')]
+        self._prior = prior or [1.0]
+        self._ratios = deque(maxlen=window) if window else None
         self.records: List[CallRecord] = []
-        select_subnet(self.rows, Budget('latency', 1e12), percentile, self.quality_key)  # the table is usable
+
+    @property
+    def correction(self) -> float:
+        """The factor on the table's medians: the ``percentile`` of the recent ratios (the table's before any)."""
+        return latency_percentile(self._ratios or self._prior, self.percentile)
 
     def predict(self, skip: str) -> float:
         """Predicted time (ms) of one call at depth ``skip``."""
-        return self._tail[skip] * self.correction
+        return self._median[skip] * self.correction
 
     def choose(self, deadline_ms: float) -> str:
         """The best sub-network whose predicted time fits ``headroom * deadline_ms``; the cheapest if none does."""
         budget = Budget('latency', max(deadline_ms * self.headroom / self.correction, 1e-9))
-        selection = select_subnet(self.rows, budget, self.percentile, self.quality_key)
+        selection = select_subnet(self.rows, budget, None, self.quality_key)
         return selection.skip if selection.fits else selection.cheapest['skip']
 
     def observe(self, skip: str, elapsed_ms: float) -> None:
-        """Fold one measured call into the correction."""
-        ratio = elapsed_ms / self._median[skip]
-        self.correction = (1 - self.adapt) * self.correction + self.adapt * ratio
+        """Fold one measured call into the recent ratios."""
+        if self._ratios is not None:
+            self._ratios.append(elapsed_ms / self._median[skip])
 
     def __call__(self, fn: Callable[[], object], deadline_ms: float):
         """Run ``fn()`` at the depth chosen for ``deadline_ms``; returns its result (the record is appended to

@@ -2,7 +2,8 @@
 the fixed super-net and the fixed base-net.
 
     python tools/deployment/deadline_demo.py CONFIG CHECKPOINT --table work_dirs/demo/subnets/subnets.json \
-        [--deadlines 60 45] [--percentile 90] [--headroom 0.95] [--out-dir DIR] [--cfg-options ...]
+        [--deadlines 60 45] [--percentile 99] [--window 50] [--headroom 0.95] [--images-per-call N] [--out-dir DIR]
+        [--cfg-options ...]
 
 The stream is the test set once per deadline (phase): the budget changes between the passes, so every phase is
 scored on the whole test set by the config's own evaluator (COCO AP / top-1). Each image is handed to the three
@@ -42,9 +43,14 @@ def build_parser():
     parser.add_argument('--table', required=True, help='subnets.json of benchmark_subnets.py (same model)')
     parser.add_argument('--deadlines', type=float, nargs='+', metavar='MS',
                         help='one deadline (ms) per pass over the test set (default: from the table)')
-    parser.add_argument('--percentile', type=float, default=90, help='latency percentile the controller plans on')
+    parser.add_argument('--percentile', type=float, default=99,
+                        help='percentile of the recent calls\' time ratios the controller plans on')
+    parser.add_argument('--window', type=int, default=50, help='how many recent calls the controller learns from')
     parser.add_argument('--headroom', type=float, default=0.95, help='fraction of a deadline a plan may use')
     parser.add_argument('--warmup', type=int, default=3, help='untimed calls per policy before the stream')
+    parser.add_argument('--images-per-call', type=int, default=1, metavar='N',
+                        help='images handed to the model per call (a frame of N cameras; the table should be '
+                        'measured with benchmark_subnets.py --batch-size N)')
     parser.add_argument('--out-dir', help='default: the table\'s folder')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -83,7 +89,11 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     cfg.launcher = 'none'
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'ADNDistillHook']
-    cfg.test_dataloader.batch_size = 1  # a stream: one image per call
+    if args.window < 0 or not 0 <= args.percentile <= 100:
+        parser.error('--window is a number of calls (>= 0) and --percentile is in [0, 100]')
+    if args.images_per_call < 1:
+        parser.error(f'--images-per-call must be at least 1, got {args.images_per_call}')
+    cfg.test_dataloader.batch_size = args.images_per_call  # a stream: N images per call
     device = torch.device(args.device)
 
     runner = Runner.from_cfg(cfg)
@@ -96,7 +106,8 @@ def main(argv=None):
         parser.error(f'the table {args.table} was measured on another model: its skips {sorted(measured)} are '
                      f'not sub-networks of {type(backbone).__name__}')
     superset, base = backbone.subnets()[0], backbone.subnets()[-1]
-    controller = DeadlineController(model, table, percentile=args.percentile, headroom=args.headroom, device=device)
+    controller = DeadlineController(model, table, percentile=args.percentile, headroom=args.headroom,
+                                    window=args.window, device=device)
     policies = {f'fixed super-net ({superset})': superset, f'fixed base-net ({base})': base, 'controller': None}
     loader = runner.test_dataloader
     dataset = loader.dataset
@@ -118,7 +129,7 @@ def main(argv=None):
                 call(skip, first, deadlines[0])
         controller.records.clear()
         results = []
-        progress = ProgressBar(len(deadlines) * len(dataset))
+        progress = ProgressBar(len(deadlines) * len(loader))
         for phase, deadline in enumerate(deadlines):
             evaluators = {name: runner.build_evaluator(cfg.test_evaluator) for name in policies}
             times = {name: [] for name in policies}
