@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from mmadn.imta import ge_factors, one_for_all_losses, phase1_to_phase2, scale_gradient
+from mmadn.imta import MultiExitClsHead, ge_factors, one_for_all_losses, phase1_to_phase2, scale_gradient
 
 TINY_ARCH = dict(num_exits=3, step_mode='even', step=1, base=1, channels=4, growth_rate=2, gr_factor=(1, 2, 4),
                  bn_factor=(1, 2, 4), stem='cifar')
@@ -83,6 +83,54 @@ def test_ge_on_all_scales_averages_the_blocks_parameter_gradients():
         assert torch.allclose(grad, sum(g[p] for g in per_exit) / 3, atol=1e-7, rtol=1e-4)
 
 
+def _share_of_exit_gradients(ge_scope):
+    """For every block b and exit j >= b of the 3-exit toy: the gradients of CE_j alone w.r.t. block b's
+    parameters, with GE (``ge_scope``) and without, as flat vectors."""
+    torch.manual_seed(1)
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 4])
+    plain = tiny_model(backbone=dict(gradient_equilibrium=False))
+    ge = tiny_model(backbone=dict(gradient_equilibrium=True, ge_scope=ge_scope))
+    out = {}
+    for b in range(3):
+        params = lambda outs, m, b=b: list(m.backbone.blocks[b].parameters())  # noqa: E731
+        exits = [[j] for j in range(b, 3)]
+        g_plain = _exit_gradients(plain, x, y, exits, params)
+        g_ge = _exit_gradients(ge, x, y, exits, params)
+        for (j, ), gp, gg in zip(exits, g_plain, g_ge):
+            out[b, j] = torch.cat([t.flatten() for t in gp]), torch.cat([t.flatten() for t in gg])
+    return out
+
+
+def _close(a, b, rel=1e-5):
+    """Equal up to float32 rounding, relative to the vector's largest entry."""
+    return bool((a - b).abs().max() <= rel * b.abs().max())
+
+
+def test_ge_paper_form_gives_each_exit_exactly_its_share_of_a_blocks_parameter_gradient():
+    """Eq. 5 of the paper: block b's parameters receive 1/(k-b+1) of the gradient of every exit j >= b
+    (3 exits: 1/3 of each exit's gradient for block 1, 1/2 for block 2, all of exit 3's for block 3)."""
+    for (b, j), (g_plain, g_ge) in _share_of_exit_gradients('all').items():
+        assert g_plain.abs().sum() > 0
+        assert _close(g_ge, g_plain / (3 - b)), (b, j)
+
+
+def test_ge_public_form_scales_only_the_coarsest_path():
+    """The public code rescales the coarsest-scale tensor only: block b gets exactly 1/(k-b+1) of its own exit's
+    gradient (the classifier reads that tensor alone), but not of later exits', whose gradients come back
+    partly through the finer scales, unscaled. Their share is a projection ratio, measured here."""
+    shares, grads = {}, _share_of_exit_gradients('coarsest')
+    for (b, j), (g_plain, g_ge) in grads.items():
+        if j == b:
+            assert _close(g_ge, g_plain / (3 - b)), (b, j)
+        shares[b, j] = float(g_ge @ g_plain / (g_plain @ g_plain))
+    # later exits' gradients reach block 1 with a share other than the paper's 1/3 (more: the finer scales pass
+    # them unscaled; 0.39 and 0.46 on this toy), and are not just a rescaled copy of the plain gradient
+    for j in (1, 2):
+        assert shares[0, j] > 1 / 3 + 0.02, shares
+    g_plain, g_ge = grads[0, 2]
+    assert not _close(g_ge, g_plain * shares[0, 2], rel=1e-2)
+
+
 # --- One-for-all distillation ----------------------------------------------------------------------------------
 
 def _softmax(z):
@@ -105,15 +153,48 @@ def test_ofa_loss_matches_hand_computation_with_detached_teacher():
 
     logits = [torch.tensor(zi, dtype=torch.float64, requires_grad=True) for zi in z]
     target = torch.tensor(labels)
-    losses = one_for_all_losses(logits, lambda zi: F.cross_entropy(zi, target), gamma, T)
-    assert np.allclose([l.item() for l in losses], expected, rtol=1e-12)
+    per_sample = one_for_all_losses(logits, lambda zi: F.cross_entropy(zi, target), gamma, T,
+                                    kl_reduction='batchmean')
+    assert np.allclose([l.item() for l in per_sample], expected, rtol=1e-12)
 
     # the teacher is detached: the distillation terms send nothing to the last exit
-    sum(losses[:2]).backward()
+    sum(per_sample[:2]).backward()
     assert logits[2].grad is None and logits[0].grad is not None
-    # 'mean' reduction (nn.KLDivLoss() of the public code) divides the KL by the number of classes as well
-    mean_red = one_for_all_losses(logits, lambda zi: F.cross_entropy(zi, target), gamma, T, kl_reduction='mean')
-    assert math.isclose(mean_red[0].item(), (1 - gamma) * ce[0] + gamma * T * T * kl[0] / 3, rel_tol=1e-12)
+    # the default, 'mean' (nn.KLDivLoss() of the public code), divides the KL by the number of classes as well
+    default = one_for_all_losses(logits, lambda zi: F.cross_entropy(zi, target), gamma, T)
+    assert math.isclose(default[0].item(), (1 - gamma) * ce[0] + gamma * T * T * kl[0] / 3, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize('gamma, T', [(0.9, 3.0), (0.1, 1.0)])  # the CIFAR and the ImageNet defaults
+def test_ofa_default_is_the_public_codes_kl_normalisation_c100(gamma, T):
+    """With C = 100, the default term is 1/(N C) sum_n sum_c p_t (log p_t - log p_i) * gamma * T^2 (what the public
+    code's ``nn.KLDivLoss()`` computes), 100 times lighter than the per-sample sum."""
+    torch.manual_seed(0)
+    n, c = 8, 100
+    student, teacher = torch.randn(n, c, dtype=torch.float64) * 2, torch.randn(n, c, dtype=torch.float64) * 2
+    labels = torch.randint(0, c, (n, ))
+    # by hand, with explicit torch ops
+    log_p_s = student / T - torch.logsumexp(student / T, dim=1, keepdim=True)
+    log_p_t = teacher / T - torch.logsumexp(teacher / T, dim=1, keepdim=True)
+    pointwise = log_p_t.exp() * (log_p_t - log_p_s)  # N x C
+    ce = -(student - torch.logsumexp(student, dim=1, keepdim=True))[torch.arange(n), labels].mean()
+    hand = (1 - gamma) * ce + gamma * T * T * pointwise.sum() / (n * c)
+    # the public code's expression (utils.KDLoss.loss_fn_kd): nn.KLDivLoss()(log_softmax(z/T), softmax(t/T));
+    # its default reduction 'mean' averages over all N x C elements (torch warns that it may change one day)
+    with pytest.warns(UserWarning, match="'mean' divides the total loss by both the batch size"):
+        kl_public = torch.nn.KLDivLoss()(F.log_softmax(student / T, dim=1), F.softmax(teacher / T, dim=1))
+    public = (1 - gamma) * F.cross_entropy(student, labels) + kl_public * gamma * T * T
+
+    losses = one_for_all_losses([student, teacher], lambda z: F.cross_entropy(z, labels), gamma, T)
+    assert torch.allclose(losses[0], hand, rtol=1e-12, atol=0)
+    assert torch.allclose(losses[0], public, rtol=1e-12, atol=0)
+    assert torch.allclose(losses[1], F.cross_entropy(teacher, labels))  # the last exit: CE only
+    # the head uses the same default, and the per-sample form is exactly C times heavier in its KL part
+    assert MultiExitClsHead._check_ofa(dict(gamma=gamma, temperature=T))['kl_reduction'] == 'mean'
+    per_sample = one_for_all_losses([student, teacher], lambda z: F.cross_entropy(z, labels), gamma, T,
+                                    kl_reduction='batchmean')
+    kl_default, kl_per_sample = losses[0] - (1 - gamma) * ce, per_sample[0] - (1 - gamma) * ce
+    assert torch.allclose(kl_per_sample, kl_default * c, rtol=1e-9)
 
 
 def _samples(labels):
@@ -126,7 +207,8 @@ def test_head_loss_is_the_sum_of_ofa_losses_per_exit():
     labels = torch.tensor([0, 2, 4])
     losses = model.head.loss(feats, _samples(labels))
     assert sorted(losses) == ['loss_exit1', 'loss_exit2', 'loss_exit3']
-    expected = one_for_all_losses(model.head(feats), lambda z: F.cross_entropy(z, labels), 0.5, 2.0)
+    expected = one_for_all_losses(model.head(feats), lambda z: F.cross_entropy(z, labels), 0.5, 2.0,
+                                  kl_reduction='mean')  # the head's default
     for i, e in enumerate(expected):
         assert torch.allclose(losses[f'loss_exit{i + 1}'], e)
 
@@ -147,6 +229,31 @@ def test_isc_feeds_each_exit_the_previous_prediction(transfer):
     assert g.abs().sum() > 0
 
 
+def test_isc_residual_is_identity_transfer_with_gradients_discarded():
+    """The paper's ISC as written: exit i+1's logits are its own linear layer's plus exit i's logits, passed by an
+    identity whose gradients are discarded."""
+    model = tiny_model(head=dict(isc=dict(transfer='residual')))
+    head = model.head
+    assert head.isc == dict(transfer='residual', detach=True)
+    assert all(e.transfer is None for e in head.exits) and [e.fc.in_features for e in head.exits] == [8, 8, 8]
+    feats = [f.detach().requires_grad_() for f in model.extract_feat(torch.randn(2, 3, 32, 32))]
+    logits = head(feats)
+    # residual: z_{i+1} = fc_{i+1}(pooled_{i+1}) + z_i
+    z_prev = None
+    for i, exit_ in enumerate(head.exits):
+        own = exit_.fc(exit_.pooled(feats[i], i))
+        expected = own if z_prev is None else own + z_prev
+        assert torch.allclose(logits[i], expected, atol=1e-6), i
+        z_prev = expected
+    # gradients discarded: exit 3's logits send nothing back to the earlier exits' features or parameters
+    grads = torch.autograd.grad(logits[2].sum(), feats + [head.exits[0].fc.weight, head.exits[1].fc.weight],
+                                allow_unused=True)
+    assert all(g is None or g.abs().sum() == 0 for g in grads[:2] + grads[3:])
+    assert grads[2].abs().sum() > 0  # its own block's features do get gradients
+    with pytest.raises(ValueError, match="transfer='residual' is the paper's identity transfer"):
+        tiny_model(head=dict(isc=dict(transfer='residual', detach=False)))
+
+
 def test_isc_detach_stops_gradients_along_the_inline_path():
     model = tiny_model(head=dict(isc=dict(transfer='learned', detach=True)))
     feats = [f.detach().requires_grad_() for f in model.extract_feat(torch.randn(2, 3, 32, 32))]
@@ -162,8 +269,13 @@ def test_phase2_starts_from_a_phase1_checkpoint():
     state = {f'{k}': v for k, v in phase1.state_dict().items()}
     converted = phase1_to_phase2(state, num_exits=3)
     assert torch.equal(converted['head.teacher_fc.weight'], state['head.exits.2.fc.weight'])
-    assert not any('.fc.' in k for k in converted if k.startswith('head.exits.'))
-    assert all(torch.equal(converted[k], v) for k, v in state.items() if k.startswith('backbone.'))
+    # the exits' linear layers are kept, to be fine-tuned (not re-initialised)
+    assert all(torch.equal(converted[k], v) for k, v in state.items())
+    widened = phase1_to_phase2(state, num_exits=3, fc_in_features=[8, 16, 16])
+    assert torch.equal(widened['head.exits.1.fc.weight'][:, :8], state['head.exits.1.fc.weight'])
+    assert widened['head.exits.1.fc.weight'].shape == (5, 16) and not widened['head.exits.1.fc.weight'][:, 8:].any()
+    with pytest.raises(ValueError, match='fewer than the 8'):
+        phase1_to_phase2(state, num_exits=3, fc_in_features=[4, 8, 8])
 
     phase2 = tiny_model(backbone=dict(frozen=True),
                         head=dict(frozen_pre_logits=True, isc=dict(transfer='learned'),
@@ -174,6 +286,13 @@ def test_phase2_starts_from_a_phase1_checkpoint():
     from mmengine.runner.checkpoint import load_state_dict
     load_state_dict(phase2, state)  # the head adapts the phase-I layout while loading
     assert torch.equal(phase2.head.teacher_fc.weight, phase1.head.exits[2].fc.weight)
+    for i in range(3):  # fine-tuned from phase I: the pooled-feature columns and the bias are phase I's
+        assert torch.equal(phase2.head.exits[i].fc.weight[:, :8], phase1.head.exits[i].fc.weight), i
+        assert torch.equal(phase2.head.exits[i].fc.bias, phase1.head.exits[i].fc.bias), i
+    with torch.no_grad():  # so phase II starts from phase I's predictions at every exit (ISC columns at zero)
+        x = torch.randn(4, 3, 32, 32)
+        for z2, z1 in zip(phase2.eval()(x), phase1.eval()(x)):
+            assert torch.allclose(z2, z1, atol=1e-5)
     assert torch.equal(phase2.backbone.blocks[1][0].scales[0].conv_normal.layers[0].conv.weight,
                        phase1.backbone.blocks[1][0].scales[0].conv_normal.layers[0].conv.weight)
 

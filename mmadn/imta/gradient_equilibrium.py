@@ -4,6 +4,9 @@ Without GE the gradient reaching block i of a k-exit network is the *sum* of wha
 variance grows with the number of exits. GE places two rescaling identities after block i: the features going to
 classifier i get 1/(k-i+1), those going on to block i+1 get (k-i)/(k-i+1). The factors telescope, and block i
 then receives the *mean* of its exits' gradients. The loss stays the plain sum of the exits' losses.
+
+Where the identities sit is MSDNet's ``ge_scope``: on the coarsest-scale tensor only (the public code, default), or
+on every scale a block hands on (the paper's eq. 5 for the block's parameters, opt-in).
 """
 from typing import Tuple
 

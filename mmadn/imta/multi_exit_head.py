@@ -1,8 +1,10 @@
 """One classifier per exit of a multi-exit backbone, with IMTA's Inline Subnetwork Collaboration and OFA loss.
 
 Each exit reads its block's coarsest feature map: two 3x3 stride-2 conv-BN-ReLU, a 2x2 average pool and a linear
-layer (MSDNet's classifier). With ISC, exit i+1's linear layer also sees exit i's prediction through a transfer
-path g_i (learned: Linear + BN1d + ReLU; or identity), so later exits refine rather than restart. The training loss
+layer (MSDNet's classifier). With ISC, exit i+1 also sees exit i's prediction, so later exits refine rather than
+restart: concatenated to its pooled feature through a transfer path g_i (``'learned'``: Linear + BN1d + ReLU, the
+public code; ``'identity'``: the logits themselves), or, as the paper writes it, added to its logits through an
+identity whose gradients are discarded (``'residual'``: z_{i+1} = fc(h_{i+1}) + stopgrad(z_i)). The training loss
 is the sum of the exits' losses, plain cross-entropy or OFA distillation from the last exit (or from a frozen
 phase-I final exit in the two-phase schedule).
 """
@@ -22,7 +24,7 @@ from mmadn.models.losses import KL_REDUCTIONS
 from mmadn.registry import register_model
 from .one_for_all import one_for_all_losses
 
-ISC_TRANSFERS = ('learned', 'identity')
+ISC_TRANSFERS = ('learned', 'identity', 'residual')
 OFA_TEACHERS = ('last_exit', 'phase1')
 
 
@@ -45,6 +47,7 @@ class ExitClassifier(BaseModule):
         elif transfer == 'identity':
             fc_in += num_classes
         self.uses_previous = transfer is not None
+        self.residual = transfer == 'residual'
         self.fc = nn.Linear(fc_in, num_classes)
 
     def pooled(self, x: torch.Tensor, exit_index: int) -> torch.Tensor:
@@ -60,6 +63,8 @@ class ExitClassifier(BaseModule):
                 previous: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         """(logits, pooled feature) of this exit; ``previous``: the previous exit's logits (used with ISC)."""
         pooled = self.pooled(x, exit_index)
+        if self.residual:
+            return self.fc(pooled) + previous, pooled
         feat = pooled
         if self.uses_previous:
             inline = previous if self.transfer is None else self.transfer(previous)
@@ -77,12 +82,16 @@ class MultiExitClsHead(BaseModule):
             :class:`MultiExitClassifier` when omitted).
         inter_channels: channels of the classifier convs; 128 on CIFAR, None = the input's channels (ImageNet).
         isc: Inline Subnetwork Collaboration, e.g. ``dict(transfer='learned', detach=False)``; ``transfer`` is
-            ``'learned'`` (Linear + BN1d + ReLU, the public code) or ``'identity'`` (the logits themselves);
-            ``detach=True`` stops gradients along the path (the paper's variant). None disables ISC.
+            ``'learned'`` (Linear + BN1d + ReLU, concatenated to the pooled feature: the public code),
+            ``'identity'`` (the logits themselves, concatenated) or ``'residual'`` (the paper's variant: identity
+            transfer, gradients discarded, the previous logits added to this exit's: always detached);
+            ``detach=True`` stops gradients along a concatenated path. None disables ISC.
         ofa: One-for-all distillation, e.g. ``dict(gamma=0.9, temperature=3.0, teacher='last_exit')``;
             ``teacher='phase1'`` distills from a frozen copy of the phase-I final classifier (IMTA's phase II,
-            needs ``frozen_pre_logits=True`` and a frozen backbone); ``kl_reduction`` is ``'batchmean'`` (default)
-            or ``'mean'`` (per class as well, as ``nn.KLDivLoss()`` in the public code). None: plain CE per exit.
+            needs ``frozen_pre_logits=True`` and a frozen backbone); ``kl_reduction`` is ``'mean'`` (default: the
+            KL averaged over samples and classes, ``nn.KLDivLoss()`` of the public code, which the default gamma
+            and T were tuned with) or ``'batchmean'`` (over samples only: C times heavier, needs its own gamma).
+            None: plain CE per exit.
         frozen_pre_logits: freeze the classifiers' convs (phase II trains only the linear layers and ISC paths).
         predict_exit: which exit fills ``pred_score`` at test time (default: the last); every exit's scores are
             in the data sample's ``exit_scores`` (num_exits x num_classes) anyway.
@@ -141,9 +150,13 @@ class MultiExitClsHead(BaseModule):
         unknown = set(isc) - {'transfer', 'detach'}
         if unknown:
             raise ValueError(f'Unknown ISC option(s) {sorted(unknown)}; use transfer={ISC_TRANSFERS} and detach')
-        isc = dict(dict(transfer='learned', detach=False), **isc)
+        isc = dict(dict(transfer='learned', detach=isc.get('transfer') == 'residual'), **isc)
         if isc['transfer'] not in ISC_TRANSFERS:
             raise ValueError(f"isc.transfer must be one of {ISC_TRANSFERS}, got {isc['transfer']!r}")
+        if isc['transfer'] == 'residual' and not isc['detach']:
+            raise ValueError("isc.transfer='residual' is the paper's identity transfer whose gradients are "
+                             "discarded: drop detach=False (or use transfer='identity' to concatenate the logits "
+                             'with gradients)')
         return isc
 
     @staticmethod
@@ -154,7 +167,7 @@ class MultiExitClsHead(BaseModule):
         if unknown:
             raise ValueError(f'Unknown OFA option(s) {sorted(unknown)}; use gamma, temperature, teacher, '
                              'kl_reduction')
-        ofa = dict(dict(gamma=0.9, temperature=3.0, teacher='last_exit', kl_reduction='batchmean'), **ofa)
+        ofa = dict(dict(gamma=0.9, temperature=3.0, teacher='last_exit', kl_reduction='mean'), **ofa)
         if ofa['teacher'] not in OFA_TEACHERS:
             raise ValueError(f"ofa.teacher must be one of {OFA_TEACHERS}, got {ofa['teacher']!r}")
         if ofa['kl_reduction'] not in KL_REDUCTIONS:
@@ -180,13 +193,19 @@ class MultiExitClsHead(BaseModule):
             raise ValueError(f'MultiExitClsHead has {self.num_exits} exits but got {len(feats)} feature maps; '
                              'in_channels must list one entry per backbone exit')
 
+    def exit_forward(self, index: int, x: torch.Tensor,
+                     previous: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(logits, pooled feature) of exit ``index`` from its feature map and the previous exit's logits (None
+        for the first). One exit at a time, so that early-exit inference can stop after any of them."""
+        if previous is not None and self.isc and self.isc['detach']:
+            previous = previous.detach()
+        return self.exits[index](x, index, previous)
+
     def _run_exits(self, feats: Sequence[torch.Tensor]):
         self._check_feats(feats)
         logits, pooled, previous = [], [], None
-        for i, (exit_, x) in enumerate(zip(self.exits, feats)):
-            if previous is not None and self.isc and self.isc['detach']:
-                previous = previous.detach()
-            previous, p = exit_(x, i, previous)
+        for i, x in enumerate(feats):
+            previous, p = self.exit_forward(i, x, previous)
             logits.append(previous)
             pooled.append(p)
         return tuple(logits), pooled
@@ -245,36 +264,46 @@ class MultiExitClsHead(BaseModule):
         """Phase II starts from a phase-I checkpoint: adapt its layout on the fly (see :func:`phase1_to_phase2`)."""
         if self.teacher_fc is not None and prefix + 'teacher_fc.weight' not in state_dict:
             if prefix + f'exits.{self.num_exits - 1}.fc.weight' in state_dict:
-                converted = phase1_to_phase2(state_dict, self.num_exits, prefix)
-                # what phase II trains anew (the exits' linear layers, the ISC transfers) loads its own init, so
-                # that the load is complete (mmadn refuses a model that does not load fully, see mmadn.utils)
+                converted = phase1_to_phase2(state_dict, self.num_exits, prefix,
+                                             [exit_.fc.in_features for exit_ in self.exits])
+                # what phase II adds (the ISC transfers) loads its own init, so that the load is complete (mmadn
+                # refuses a model that does not load fully, see mmadn.utils)
                 for key, value in self.state_dict(prefix=prefix).items():
-                    if key.startswith(prefix + 'exits.') and ('.fc.' in key or '.transfer.' in key):
+                    if key.startswith(prefix + 'exits.') and '.transfer.' in key:
                         converted.setdefault(key, value)
                 state_dict.clear()
                 state_dict.update(converted)
                 print_log('Loaded a phase-I checkpoint into an IMTA phase-II head: its final linear layer became '
-                          'the frozen OFA teacher; the exits\' linear layers are trained anew.', logger='current')
+                          'the frozen OFA teacher; the exits\' linear layers start from their phase-I weights '
+                          '(the columns of the ISC input at zero) and are fine-tuned.', logger='current')
         if self.teacher_fc is not None and prefix + 'teacher_fc.weight' in state_dict:
             self._teacher_loaded = True
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
 
-def phase1_to_phase2(state_dict: Dict[str, torch.Tensor], num_exits: int, prefix: str = 'head.') -> Dict:
+def phase1_to_phase2(state_dict: Dict[str, torch.Tensor], num_exits: int, prefix: str = 'head.',
+                     fc_in_features: Optional[Sequence[int]] = None) -> Dict:
     """Phase-I (plain MSDNet) head weights -> IMTA phase-II head weights, as a pure function.
 
-    The phase-I final linear layer becomes ``teacher_fc`` (the frozen OFA teacher). The exits' linear layers are
-    dropped, as in the public code, which trains new ones on top of the frozen features (with ISC their inputs
-    are wider anyway). Everything else is kept.
+    A copy of the phase-I final linear layer becomes ``teacher_fc`` (the frozen OFA teacher). The exits' linear
+    layers are kept, to be fine-tuned (the paper; the public code trains new ones instead). ``fc_in_features``:
+    the input width of each phase-II exit's linear layer; where ISC concatenates an input to the pooled feature
+    (wider than in phase I), the weight gets zero columns for it, so phase II starts from phase I's predictions.
+    Everything else is kept.
     """
     last = f'{prefix}exits.{num_exits - 1}.fc.'
     out = {}
     for key, value in state_dict.items():
         if key.startswith(last):
-            out[prefix + 'teacher_fc.' + key[len(last):]] = value
-        elif key.startswith(prefix + 'exits.') and '.fc.' in key[len(prefix):]:
-            continue
-        else:
-            out[key] = value
+            out[prefix + 'teacher_fc.' + key[len(last):]] = value.clone()
+        out[key] = value
+    for i, width in enumerate(fc_in_features or ()):
+        key = f'{prefix}exits.{i}.fc.weight'
+        weight = out[key]
+        if width < weight.size(1):
+            raise ValueError(f'{key}: the phase-II linear layer reads {width} inputs, fewer than the {weight.size(1)} '
+                             "of the phase-I checkpoint's: is the checkpoint from the same MSDNet and classifier?")
+        if width > weight.size(1):
+            out[key] = torch.cat([weight, weight.new_zeros(weight.size(0), width - weight.size(1))], dim=1)
     return out
