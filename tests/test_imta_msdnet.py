@@ -1,4 +1,6 @@
 """MSDNet for IMTA: cumulative FLOPs and parameters per exit against the original MSDNet figures (spec imta.md)."""
+from itertools import accumulate
+
 import pytest
 import torch
 from mmpretrain.registry import MODELS
@@ -23,7 +25,7 @@ def build(arch, num_classes, **backbone):
 
 @pytest.fixture(scope='module')
 def cifar100_7exits():
-    return build('cifar-budgeted', 100, num_exits=7)
+    return build('cifar-lin_grow', 100, num_exits=7)
 
 
 def _assert_close(measured, reference, tol=0.01):
@@ -47,7 +49,7 @@ def test_mmengine_default_count_of_the_whole_7exit_model(cifar100_7exits):
 
 
 def test_cifar100_5exits_flops_match_original_counter():
-    flops, _ = exit_costs(build('cifar-budgeted', 100), (3, 32, 32), convention='msdnet')
+    flops, _ = exit_costs(build('cifar-lin_grow', 100, num_exits=5), (3, 32, 32), convention='msdnet')
     _assert_close([f / 1e6 for f in flops], ORIGINAL_5EXITS_MFLOPS)
 
 
@@ -59,10 +61,31 @@ def test_imagenet_step4_flops_match_original_counter():
     _assert_close([f / 1e9 for f in flops], ORIGINAL_IMAGENET_STEP4_GFLOPS)
 
 
+# the classifiers' input widths of the public IMTA code (models/msdnet_imta.py, logits_channels per step)
+PUBLIC_IMAGENET_EXIT_CHANNELS = {4: [384, 384, 352, 304, 560], 6: [512, 544, 496, 880, 792],
+                                 7: [576, 640, 608, 528, 976]}
+
+
+@pytest.mark.parametrize('step', [4, 6, 7])
+def test_imagenet_exits_sit_where_the_public_code_puts_them(step):
+    """The public code (run_GE.sh / MSDNet-PyTorch's README: --step t --base t, even) puts exit i after t * i MSDN
+    layers; the presets follow it. Exits after the paper's (t * i + 3)-th layer (base t + 3) would read other
+    widths than the public code's classifiers do."""
+    backbone = MSDNet(arch=f'imagenet-step{step}')
+    assert backbone.steps == [step] * 5
+    assert list(accumulate(backbone.steps)) == [step * i for i in range(1, 6)]
+    assert backbone.exit_channels == PUBLIC_IMAGENET_EXIT_CHANNELS[step]
+    plus3 = MSDNet(arch=f'imagenet-step{step}', base=step + 3)
+    assert list(accumulate(plus3.steps)) == [step * i + 3 for i in range(1, 6)]
+    assert plus3.exit_channels != PUBLIC_IMAGENET_EXIT_CHANNELS[step]
+
+
 def test_block_layout_follows_step_rule():
     assert MSDNet.block_steps(7, 'lin_grow', 1, 1) == [1, 2, 3, 4, 5, 6, 7]
     assert MSDNet.block_steps(7, 'even', 2, 4) == [4, 2, 2, 2, 2, 2, 2]
-    backbone = MSDNet(arch='cifar-anytime')
+    assert MSDNet().steps == [1, 2, 3, 4, 5, 6, 7]  # the default: the IMTA paper's CIFAR network (Table 1)
+    backbone = MSDNet(arch='cifar-even')  # MSDNet's own anytime setting
+    assert backbone.steps == [4, 2, 2, 2, 2, 2, 2]
     feats = backbone(torch.zeros(2, 3, 32, 32))
     assert len(feats) == 7
     assert [f.shape[1] for f in feats] == backbone.exit_channels
@@ -72,15 +95,20 @@ def test_block_layout_follows_step_rule():
 def test_bad_configuration_is_refused_with_a_fix():
     with pytest.raises(ValueError, match='Unknown MSDNet arch'):
         MSDNet(arch='cifar')
+    # the presets whose names said 'anytime' / 'budgeted' of other networks point at their new names
+    with pytest.raises(ValueError, match="'cifar-anytime' was renamed: use 'cifar-even'.*'cifar-lin_grow'"):
+        MSDNet(arch='cifar-anytime')
+    with pytest.raises(ValueError, match="use 'cifar-lin_grow' with num_exits=5"):
+        MSDNet(arch='cifar-budgeted')
     with pytest.raises(ValueError, match='one entry per scale'):
-        MSDNet(arch='cifar-anytime', gr_factor=(1, 2, 4), bn_factor=(1, 2))
+        MSDNet(arch='cifar-even', gr_factor=(1, 2, 4), bn_factor=(1, 2))
     with pytest.raises(ValueError, match='must be even'):
-        MSDNet(arch='cifar-anytime', growth_rate=5, gr_factor=(1, 1, 1), bn_factor=(1, 1, 1))
+        MSDNet(arch='cifar-even', growth_rate=5, gr_factor=(1, 1, 1), bn_factor=(1, 1, 1))
     with pytest.raises(ValueError, match="step_mode must be 'even' or 'lin_grow'"):
-        MSDNet(arch='cifar-anytime', step_mode='linear')
+        MSDNet(arch='cifar-even', step_mode='linear')
     with pytest.raises(ValueError, match='head.in_channels'):
-        MODELS.build(dict(type='MultiExitClassifier', backbone=dict(type='MSDNet', arch='cifar-anytime'),
+        MODELS.build(dict(type='MultiExitClassifier', backbone=dict(type='MSDNet', arch='cifar-even'),
                           head=dict(type='MultiExitClsHead', num_classes=10, in_channels=[1, 2])))
-    model = build('cifar-anytime', 10)
+    model = build('cifar-even', 10)
     with pytest.raises(ValueError, match='32x32 inputs with the CIFAR stem'):
         model(torch.zeros(1, 3, 64, 64))

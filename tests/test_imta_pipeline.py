@@ -55,12 +55,14 @@ def test_two_phase_training_and_budgeted_evaluation(data_root, tmp_path):
     runner1 = Runner.from_cfg(cfg1)
     runner1.train()
     assert runner1.model.backbone.gradient_equilibrium
+    assert runner1.optim_wrapper.optimizer.defaults['nesterov']  # SGD with Nesterov momentum, as in phase II
     metrics1 = runner1.val_loop.run()
     assert set(metrics1) >= {'accuracy/top1', 'exits/exit1_top1', 'exits/exit3_top1'}
-    assert metrics1['accuracy/top1'] == metrics1['exits/exit3_top1']  # pred_score is the last exit
+    assert metrics1['accuracy/top1'] == pytest.approx(metrics1['exits/exit3_top1'])  # pred_score: the last exit
     phase1_ckpt = str(tmp_path / 'phase1' / 'epoch_2.pth')
     phase1_backbone = {k: v.clone() for k, v in runner1.model.backbone.state_dict().items()}
     phase1_last_fc = runner1.model.head.exits[2].fc.weight.detach().clone()
+    phase1_fcs = [e.fc.weight.detach().clone() for e in runner1.model.head.exits]
 
     # phase II: frozen phase-I model, ISC + OFA with the phase-I final exit as teacher
     cfg2 = _shrink(load_config(osp.join(CONFIGS, 'imta_tiny-4exits_synthetic.py')), data_root,
@@ -69,7 +71,13 @@ def test_two_phase_training_and_budgeted_evaluation(data_root, tmp_path):
     runner2 = Runner.from_cfg(cfg2)
     runner2.train()
     model2 = runner2.model
+    assert runner2.optim_wrapper.optimizer.defaults['nesterov']
     assert torch.equal(model2.head.teacher_fc.weight, phase1_last_fc)
+    # fine-tuned, not re-initialised: the exits' linear layers moved a little from their phase-I weights (a fresh
+    # init would be as far from them as a random layer is)
+    for i, (start, fc) in enumerate(zip(phase1_fcs, model2.head.exits)):
+        moved = (fc.fc.weight[:, :start.size(1)] - start).norm()
+        assert 0 < moved < 0.5 * start.norm(), i
     for k, v in model2.backbone.state_dict().items():  # frozen: weights and BN statistics unchanged
         assert torch.equal(v, phase1_backbone[k]), k
     phase2_ckpt = str(tmp_path / 'phase2' / 'epoch_2.pth')

@@ -160,18 +160,23 @@ class MSDNet(BaseModule):
         reduction: channel factor of the transition layers (0 disables them).
         bottleneck: use the 1x1 bottleneck in every conv unit.
         gradient_equilibrium: rescale gradients after every block (see :mod:`.gradient_equilibrium`).
-        ge_scope: ``'coarsest'`` rescales only the tensor the classifiers read (the public IMTA code);
-            ``'all'`` rescales every scale, so block i's *parameters* get exactly the mean of its exits' gradients.
+        ge_scope: ``'coarsest'`` (default) rescales only the tensor the classifiers read: the authors' public
+            code, with which the paper's results were produced (its ``msdnet_ge.py``); block i's parameters then
+            get exactly 1/(k-i+1) of exit i's gradient but more than that of later exits', whose gradients come
+            back partly through the finer, unscaled scales. ``'all'`` rescales every scale: the paper's eq. 5
+            exactly, block i's *parameters* get 1/(k-i+1) of every exit j >= i (opt-in).
         frozen: freeze all weights and keep BN in eval mode (phase II of IMTA trains only the classifiers' ends).
     """
 
     arch_settings: Dict[str, dict] = {
-        # CIFAR anytime setting of MSDNet / IMTA
-        'cifar-anytime': dict(num_exits=7, step_mode='even', step=2, base=4, channels=16, growth_rate=6,
-                              gr_factor=(1, 2, 4), bn_factor=(1, 2, 4), stem='cifar'),
-        # CIFAR budgeted setting (IMTA Table 1 with 7 exits; 5 exits in the budgeted experiments)
-        'cifar-budgeted': dict(num_exits=5, step_mode='lin_grow', step=1, base=1, channels=16, growth_rate=6,
+        # the IMTA paper's CIFAR network (its Table 1 with 7 exits, 6.86 ... 137.28 MFLOPs; its budgeted
+        # experiments with 4, 5, 6 or 8 exits: override num_exits): linear growth, step 1, base 1
+        'cifar-lin_grow': dict(num_exits=7, step_mode='lin_grow', step=1, base=1, channels=16, growth_rate=6,
                                gr_factor=(1, 2, 4), bn_factor=(1, 2, 4), stem='cifar'),
+        # MSDNet's own CIFAR anytime setting (step 2, base 4, even); not the network of IMTA's tables
+        'cifar-even': dict(num_exits=7, step_mode='even', step=2, base=4, channels=16, growth_rate=6,
+                           gr_factor=(1, 2, 4), bn_factor=(1, 2, 4), stem='cifar'),
+        # ImageNet, as the public code's run_GE.sh (base = step = t): exit i after t * i MSDN layers
         'imagenet-step4': dict(num_exits=5, step_mode='even', step=4, base=4, channels=32, growth_rate=16,
                                gr_factor=(1, 2, 4, 4), bn_factor=(1, 2, 4, 4), stem='imagenet'),
         'imagenet-step6': dict(num_exits=5, step_mode='even', step=6, base=6, channels=32, growth_rate=16,
@@ -179,9 +184,15 @@ class MSDNet(BaseModule):
         'imagenet-step7': dict(num_exits=5, step_mode='even', step=7, base=7, channels=32, growth_rate=16,
                                gr_factor=(1, 2, 4, 4), bn_factor=(1, 2, 4, 4), stem='imagenet'),
     }
+    # presets of earlier versions, whose names said "anytime" / "budgeted" of networks IMTA does not use that way
+    renamed_archs: Dict[str, str] = {
+        'cifar-anytime': "'cifar-even' (MSDNet's step-2 / base-4 network it was); the IMTA paper's anytime network "
+                         "(Table 1) is 'cifar-lin_grow' with 7 exits",
+        'cifar-budgeted': "'cifar-lin_grow' with num_exits=5 (the network it was)",
+    }
 
     def __init__(self,
-                 arch: Union[str, dict] = 'cifar-anytime',
+                 arch: Union[str, dict] = 'cifar-lin_grow',
                  num_exits: Optional[int] = None,
                  step_mode: Optional[str] = None,
                  step: Optional[int] = None,
@@ -249,6 +260,8 @@ class MSDNet(BaseModule):
     @classmethod
     def _resolve_arch(cls, arch, overrides: dict) -> dict:
         if isinstance(arch, str):
+            if arch in cls.renamed_archs:
+                raise ValueError(f'MSDNet arch {arch!r} was renamed: use {cls.renamed_archs[arch]}')
             if arch not in cls.arch_settings:
                 raise ValueError(f'Unknown MSDNet arch {arch!r}; choose one of {sorted(cls.arch_settings)} or pass '
                                  'a dict with keys ' + ', '.join(overrides))
