@@ -98,7 +98,7 @@ def test_benchmark_tool_on_a_classification_config(cls_checkpoint, tmp_path):
     assert gflops == sorted(gflops, reverse=True) and gflops[0] > gflops[-1]
     assert rows[0]['params_m'] > rows[-1]['params_m']
     assert rows[-1]['export_latency_ms'] > 0 and rows[0]['export_latency_ms'] is None
-    assert osp.isfile(tmp_path / 'export_TTTT' / 'backbone.onnx')
+    assert osp.isfile(tmp_path / 'export_TTTT' / 'model.onnx')  # the classifier whole
     assert osp.isfile(tmp_path / 'export_TTTT' / 'model.pth') and osp.isfile(tmp_path / 'export_TTTT' / 'config.py')
     assert '| skip |' in out and 'latencies timed in rounds over all sub-networks' in out
 

@@ -135,7 +135,8 @@ def _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device, w
             return predict()
 
     fns = {'latency': hybrid, 'pytorch_latency': predict, 'part_latency': runtime,
-           'pytorch_part_latency': lambda: model.extract_feat(inputs), 'backbone_latency': lambda: model.backbone(inputs)}
+           'pytorch_part_latency': lambda: model.extract_feat(inputs),
+           'backbone_latency': lambda: model.backbone(inputs)}
     row['pytorch_latency_ms'] = row['latency_ms']
     row.update({f'latency_{k}': v for k, v in measure_latency(hybrid, device, warmup, runs).items()})
     row['latency_ms'] = row.pop('latency_median_ms')

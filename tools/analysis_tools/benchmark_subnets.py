@@ -8,9 +8,11 @@
 The model is built and loaded once; depth is switched in place. Quality comes from the config's own test
 evaluator (COCO bbox / segm AP for detection, top-1 / top-5 for classification), FLOPs from mmengine's analysis
 at the test input size, latency from warm runs (CUDA synchronised). Writes subnets.{md,csv,json,png} to the
-output directory; with --export, also the exported static model (checkpoint, config, backbone ONNX) and its
+output directory; with --export, also the exported static model (checkpoint, config, and model.onnx: a classifier
+whole, a detector's backbone + neck) and its
 latency beside the adaptive model's; with --budget, the best sub-network that fits (selection.json; the same
-from a saved table: tools/deployment/select_subnet.py). Skips are written in their T/F form ('ttff', 'super', 'base' accepted).
+from a saved table: tools/deployment/select_subnet.py). Skips are written in their T/F form ('ttff', 'super',
+'base' accepted).
 
 --memory-format (default auto): the backbone + neck run channels-last or contiguous in PyTorch; auto times both
 at the first sub-network and keeps the faster (recorded per row, the timings in the JSON). --backend: each
@@ -41,7 +43,7 @@ from mmadn.analysis import (QUALITY_KEYS, canonical_skips, measure_latency, meas
 from mmadn.analysis.benchmark import first_batch  # noqa: E402
 from mmadn.deploy import export_backbone, export_model, select_subnet  # noqa: E402
 from mmadn.deploy.memory_format import MEMORY_FORMATS, memory_format  # noqa: E402
-from mmadn.deploy.runtime import BACKENDS  # noqa: E402
+from mmadn.deploy.runtime import BACKENDS, DeployablePart, export_onnx  # noqa: E402
 from mmadn.deploy.selection import add_budget_arguments, write_selection  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
 from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
@@ -185,7 +187,7 @@ def _write(rows, out_dir, quality, title):
 
 
 def export_and_time(runner, cfg, skip, device, args, out_dir, fmt='contiguous'):
-    """Export the active sub-network ``skip``, save it (checkpoint, config, backbone ONNX) and time it in the
+    """Export the active sub-network ``skip``, save it (checkpoint, config, ONNX of its static part) and time it in the
     memory format ``fmt`` the adaptive model was timed in."""
     model = runner.model
     data = first_batch(runner, args.batch_size)
@@ -206,8 +208,7 @@ def export_and_time(runner, cfg, skip, device, args, out_dir, fmt='contiguous'):
     new_cfg.dump(osp.join(export_dir, 'config.py'))
     torch.save(dict(meta=dict(exported_from=args.checkpoint, skip=skip, fused=args.fuse),
                     state_dict=state), osp.join(export_dir, 'model.pth'))
-    onnx_path = osp.join(export_dir, 'backbone.onnx')
-    torch.onnx.export(static.backbone.cpu(), (inputs.cpu(), ), onnx_path, dynamo=True, input_names=['input'])
+    export_onnx(DeployablePart(static, static.backbone), inputs, osp.join(export_dir, 'model.onnx'))
     static.to(device)
     with memory_format(static, fmt):
         backbone_ms = measure_latency(lambda: static.backbone(inputs), device, args.warmup, args.runs)['median_ms']
