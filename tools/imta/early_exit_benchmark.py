@@ -10,7 +10,9 @@ cost) and with real early exit (``mmadn.imta.early_exit_predict``: samples that 
 blocks). Reported per q: the share of images per exit, expected FLOPs per image (shares x cumulative FLOPs of
 mmengine's count), measured milliseconds per image (median of the repeats, and their min-max spread), the time the
 FLOPs predict (all exits' time x expected FLOPs / all exits' FLOPs), measured / predicted, the speed-up over all
-exits, and whether every prediction and exit equals the simulated evaluation's. Writes ``early_exit.md`` and
+exits, and whether every prediction and exit equals the simulated evaluation's. To tell the two causes of a gap
+apart, it also times every block + exit with all images running and gives the prediction those times make (the
+part of the gap that is not in it is the cost of splitting the batch). Writes ``early_exit.md`` and
 ``early_exit.json`` to DIR.
 """
 import argparse
@@ -20,6 +22,7 @@ import os.path as osp
 import statistics
 import sys
 import time
+from itertools import accumulate
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -78,6 +81,27 @@ def timed(fn, batches, device):
     return time.perf_counter() - start, outputs
 
 
+@torch.no_grad()
+def segment_seconds(model, batches, device, repeats):
+    """Seconds each block + its exit takes with every image running (median of ``repeats``): where the time of
+    all exits goes, block by block, to compare with where the FLOPs go."""
+    runs = []
+    for _ in range(repeats):
+        seconds = [0.0] * len(model.head.exits)
+        for inputs in batches:
+            feats, previous = inputs, None
+            for i, block in enumerate(model.backbone.blocks):
+                sync(device)
+                start = time.perf_counter()
+                feats = block(feats)
+                previous, _ = model.head.exit_forward(i, feats[-1], previous)
+                torch.softmax(previous, dim=1).max(dim=1)
+                sync(device)
+                seconds[i] += time.perf_counter() - start
+        runs.append(seconds)
+    return [statistics.median(r[i] for r in runs) for i in range(len(runs[0]))]
+
+
 def main():
     args = parse_args()
     if args.threads:
@@ -108,6 +132,7 @@ def main():
     sim_scores = torch.cat(sim).float().cpu()
     test_conf, test_correct = confidence_and_correct(sim_scores.numpy(), test_labels.numpy())
 
+    segments = list(accumulate(segment_seconds(model, batches, args.device, args.repeats)))  # cumulative, per exit
     rows = []
     for q in args.qs:
         thresholds = fit_thresholds(val_conf, exit_fractions(q, num_exits))
@@ -125,6 +150,8 @@ def main():
         expected = float(np.dot(shares, flops))
         ms, ms_all = statistics.median(early_s) * 1e3 / n, statistics.median(all_s) * 1e3 / n
         predicted = ms_all * expected / flops[-1]
+        # the same prediction with each exit's measured time (all images running) in place of its FLOPs
+        by_time = float(np.dot(shares, segments)) * 1e3 / n
         rows.append(dict(
             q=q, thresholds=[float(t) for t in thresholds], exit_shares=shares,
             accuracy=float((preds == test_labels).double().mean() * 100),
@@ -133,10 +160,12 @@ def main():
             ms_per_image_spread=[min(early_s) * 1e3 / n, max(early_s) * 1e3 / n],
             all_exits_ms_per_image=ms_all, all_exits_ms_per_image_spread=[min(all_s) * 1e3 / n, max(all_s) * 1e3 / n],
             predicted_ms_per_image=predicted, measured_over_predicted=ms / predicted, speedup=ms_all / ms,
+            predicted_from_exit_times_ms_per_image=by_time, measured_over_predicted_from_exit_times=ms / by_time,
             predictions_match_simulation=differ == 0, images_differing_from_simulation=differ))
 
     head = ['q', 'expected MFLOPs', 'share of FLOPs', 'ms / image (min-max)', 'all exits ms / image (min-max)',
-            'predicted ms / image', 'measured / predicted', 'speed-up', 'top-1 (%)', 'same as simulated'] + \
+            'predicted ms / image', 'measured / predicted', 'measured / predicted from exit times', 'speed-up',
+            'top-1 (%)', 'same as simulated'] + \
         [f'exit {i + 1} share' for i in range(num_exits)]
     md = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
     for r in rows:
@@ -145,7 +174,8 @@ def main():
         md.append('| ' + ' | '.join([
             f"{r['q']:.2f}", f"{r['expected_flops'] / 1e6:.3f}", f"{r['expected_flops'] / flops[-1]:.3f}",
             f"{r['ms_per_image']:.4f} ({lo:.4f}-{hi:.4f})", f"{r['all_exits_ms_per_image']:.4f} ({alo:.4f}-{ahi:.4f})",
-            f"{r['predicted_ms_per_image']:.4f}", f"{r['measured_over_predicted']:.3f}", f"{r['speedup']:.2f}",
+            f"{r['predicted_ms_per_image']:.4f}", f"{r['measured_over_predicted']:.3f}",
+            f"{r['measured_over_predicted_from_exit_times']:.3f}", f"{r['speedup']:.2f}",
             f"{r['accuracy']:.2f}",
             'yes' if r['predictions_match_simulation'] else f"NO ({r['images_differing_from_simulation']} images)"] +
             [f'{s:.3f}' for s in r['exit_shares']]) + ' |')
@@ -155,9 +185,13 @@ def main():
         f.write(table)
     with open(osp.join(args.out_dir, 'early_exit.json'), 'w') as f:
         json.dump(dict(num_images=n, batch_size=args.batch_size, repeats=args.repeats, device=str(args.device),
-                       threads=torch.get_num_threads(), exit_flops=flops, rows=rows), f, indent=1)
+                       threads=torch.get_num_threads(), exit_flops=flops,
+                       exit_seconds_all_images=segments, rows=rows), f, indent=1)
     print(f'{n} test images in batches of {args.batch_size}, {args.repeats} timed runs per mode, '
           f'{torch.get_num_threads()} threads on {args.device}; all exits: {flops[-1] / 1e6:.3f} MFLOPs per image\n')
+    time_share = ' / '.join(f'{t / segments[-1]:.3f}' for t in segments)
+    flop_share = ' / '.join(f'{f / flops[-1]:.3f}' for f in flops)
+    print(f'cumulative share per exit, all images running: of the time {time_share}; of the FLOPs {flop_share}\n')
     print(table)
     if not all(r['predictions_match_simulation'] for r in rows):
         print('early exit disagrees with the simulated evaluation on some images (see "same as simulated"): with '
