@@ -29,8 +29,8 @@ pin() { grep -E "^$1==" "$CONSTRAINTS" | head -1 | cut -d= -f3; }
 
 # Everything that decides the environment's content goes into the stamp: when it changes, we re-install.
 fingerprint() {
-    cat "$CONSTRAINTS" "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" "$ROOT/requirements/deploy.txt" "$ROOT/pyproject.toml" \
-        "$0" | sha256sum | cut -d' ' -f1
+    cat "$CONSTRAINTS" "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" "$ROOT/requirements/deploy.txt" \
+        "$ROOT/requirements/mim.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$0" | sha256sum | cut -d' ' -f1
 }
 
 STEP="check python"
@@ -86,6 +86,13 @@ log "installing mmcv (cached wheel), mmengine, mmdet, mmpretrain and test requir
 "${PIP[@]}" install -q -c "$CONSTRAINTS" --find-links "$MMCV_CACHE" "mmcv==$MMCV_VERSION" \
     -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/deploy.txt"
 
+STEP="install openmim"
+# mim train / mim test / mim search (requirements/mim.txt says why each package is there). --no-deps: openmim 0.3.9
+# also requires opendatalab, whose openxlab pins setuptools~=60.2, requests~=2.28 and rich~=13.4 (it would downgrade
+# the stack); none of mim's commands imports it.
+log "installing openmim and what its commands import (requirements/mim.txt)"
+"${PIP[@]}" install -q --no-deps -c "$CONSTRAINTS" -r "$ROOT/requirements/mim.txt"
+
 STEP="install mmadn (editable)"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 
@@ -93,6 +100,7 @@ STEP="verify the stack"
 "$PY" - <<'PY'
 import mmcv, mmdet, mmengine, mmpretrain, torch, torchvision
 from mmcv.ops import RoIAlign, nms  # fails when mmcv was built without its ops
+import mim.commands, modelindex  # fails when a package that mim's commands import is missing (--no-deps above)
 import mmadn
 print(f'torch {torch.__version__}, torchvision {torchvision.__version__}, mmcv {mmcv.__version__}, '
       f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, mmpretrain {mmpretrain.__version__}')
