@@ -1,0 +1,147 @@
+"""See why an ADN model works (or why its base-net does not): the ADN paper's depth analyses of one checkpoint.
+
+    python tools/analysis_tools/analyze_depth.py CONFIG CHECKPOINT [--out-dir DIR] [--table subnets.json]
+        [--skips FFFF TTFF ...] [--stage 3] [--num-images 4] [--kl-images N] [--device cpu|cuda]
+        [--cfg-options ...]
+
+For a classifier (mmpretrain) or a detector (mmdet) with an ADN backbone, writes to the output directory:
+
+- ``subnet_quality.png``: the config's test metric (top-1, bbox mAP) of every sub-network (the paper's Fig. 3a),
+  from the config's own test loop, or from a ``benchmark_subnets.py`` report given with ``--table`` (or the
+  ``depth_analysis.json`` of an earlier run: the other analyses again, e.g. another ``--stage``, without
+  evaluating every sub-network again);
+- ``norm_distance.png``: per stage, how far each twin norm's running mean is from its shared norm's (Fig. 3b);
+- ``stage_divergence.png``: on the test images, the KL and relative distance between the super-net's and the
+  base-net's stage outputs (the premise of the method), beside the sub-network skipping only that stage;
+- ``gradcam_<stage>.png``: Grad-CAM of every block of ``--stage`` (1-based, default 3) for the super-net and the
+  base-net on the first ``--num-images`` test images (Fig. 4);
+- ``depth_analysis.json``: every number of the figures.
+
+Every argument is checked before the model is built.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.registry import MODELS, DefaultScope  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mmadn.analysis import canonical_skips  # noqa: E402
+from mmadn.analysis.depth_analysis import analyze_depth, read_subnet_table, write_depth_report  # noqa: E402
+from mmadn.models import AdaptiveDepthMixin  # noqa: E402
+from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
+
+
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+
+    return parse
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description='Depth analyses of an ADN checkpoint (sub-network quality, twin '
+                                     'norms, stage divergence, Grad-CAM)')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out-dir', help='default: work_dirs/<config>/depth_analysis')
+    parser.add_argument('--table', help='subnets.json of benchmark_subnets.py (or an earlier depth_analysis.json): '
+                        'take the sub-networks\' quality from it instead of evaluating them')
+    parser.add_argument('--skips', nargs='+', help='sub-networks to evaluate, e.g. FFFF ttff base (default: all)')
+    parser.add_argument('--stage', type=_count(1), default=3, help='stage whose blocks Grad-CAM shows (1-based)')
+    parser.add_argument('--num-images', type=_count(1), default=4, help='test images of the Grad-CAM grid')
+    parser.add_argument('--kl-images', type=_count(1), help='test images of the stage divergence (default: all)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser
+
+
+def check_args(parser, args):
+    """Everything that can be wrong with the command line, before the runner is built, or ``parser.error``."""
+    if args.table and args.skips:
+        parser.error('--skips chooses the sub-networks to evaluate and --table gives their quality already: '
+                     'give one of them.')
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error(f'--device {args.device} requested but CUDA is not available; use --device cpu.')
+    if not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint {args.checkpoint} does not exist.')
+    try:
+        if args.table:
+            read_subnet_table(args.table)
+        cfg = load_config(args.config, args.cfg_options)
+        task = task_of(cfg)
+        check_dataset_paths(cfg, ('test', ))
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            backbone = MODELS.build(cfg.model.backbone)  # alone: it knows its stages and skip grammar
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
+        parser.error(str(err))
+    if not isinstance(backbone, AdaptiveDepthMixin):
+        parser.error(f'model.backbone is {type(backbone).__name__}, not an ADN backbone: it has no depths to '
+                     'analyse.')
+    stages = backbone.stage_module_names()
+    if args.stage > len(stages):
+        parser.error(f'--stage {args.stage}: {type(backbone).__name__} has {len(stages)} stages ({stages}); '
+                     f'give 1..{len(stages)}.')
+    try:
+        skips = (canonical_skips(args.skips, backbone.num_skip_flags, type(backbone).__name__) if args.skips else
+                 backbone.subnets())
+    except ValueError as err:
+        parser.error(str(err))
+    return cfg, task, skips
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg, task, skips = check_args(parser, args)
+    out_dir = args.out_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0], 'depth_analysis')
+    cfg.work_dir = osp.join(out_dir, 'runner')
+    cfg.load_from = args.checkpoint
+    cfg.launcher = 'none'
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'ADNDistillHook']
+    runner = Runner.from_cfg(cfg)
+    runner.model.to(torch.device(args.device))
+    results = analyze_depth(runner, task, skips, args.table, args.stage - 1, args.num_images, args.kl_images)
+    paths = write_depth_report(results, out_dir, f'{osp.basename(args.config)}: {osp.basename(args.checkpoint)}')
+    print(summary(results))
+    print('written: ' + ', '.join(paths.values()))
+
+
+def summary(results) -> str:
+    subnets = results['subnets']
+    key = subnets['quality_key']
+    lines = [f'{key} per sub-network ({subnets["source"]}):']
+    lines += [f'  {r["skip"]}  {r[key]:.4g}' for r in subnets['rows']]
+    lines.append('twin vs shared norm, mean |mu_shared - mu_twin| per layer (first layer first):')
+    by_stage = {}
+    for row in results['norm_distance']['layers']:
+        by_stage.setdefault(row['stage_name'] or 'outside the stages', []).append(row)
+    for name, rows in by_stage.items():
+        untrained = sum(r['twin_updates'] == 0 for r in rows)
+        lines.append(f'  {name}: ' + ' '.join(f'{r["mean_abs"]:.4g}' for r in rows)
+                     + (f'  ({untrained} twins never updated)' if untrained else ''))
+    for check_key, checks in results['norm_distance']['first_layer_check'].items():
+        met = [c['stage_name'] for c in checks if c['first_below_inner']]
+        lines.append(f'  first layer below the inner layers ({check_key}): {len(met)} of {len(checks)} stages'
+                     + (f' ({", ".join(met)})' if met else ''))
+    lines.append('super-net vs base-net stage outputs on the test images:')
+    for row in results['stage_divergence']:
+        kls = ' '.join(f'{k}={v:.4g}' for k, v in row.items() if k not in ('stage', 'module'))
+        lines.append(f'  {row["module"]}: {kls}')
+    for pair, value in results['gradcam']['similarity'].items():
+        lines.append(f'Grad-CAM correlation, {pair}: {value:.3f}')
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()
