@@ -106,7 +106,7 @@ def test_benchmark_tool_reports_time_and_expected_flops(tmp_path):
         assert abs(sum(row['exit_shares']) - 1) < 1e-9
         assert row['expected_flops'] == pytest.approx(float(np.dot(row['exit_shares'], flops)))
         assert row['ms_per_image'] > 0 and row['all_exits_ms_per_image'] > 0
-        assert row['predicted_from_exit_times_ms_per_image'] > 0
+        assert row['predicted_from_exit_times_ms_per_image'] > 0 and row['measured_over_predicted_fastest'] > 0
         assert row['predicted_ms_per_image'] == pytest.approx(
             row['all_exits_ms_per_image'] * row['expected_flops'] / flops[-1])
     assert results['rows'][0]['expected_flops'] <= results['rows'][1]['expected_flops']
