@@ -12,7 +12,8 @@ lives in the message hub (``'odn'``), which mmengine checkpoints and restores.
 import json
 import os
 import os.path as osp
-from typing import Dict, Optional, Union
+import time
+from typing import Dict, List, Optional, Union
 
 from mmengine import dist
 from mmengine.model import is_model_wrapper
@@ -78,6 +79,8 @@ class ODNTrainLoop(EpochBasedTrainLoop):
         self.base_lrs = []
         self.best_checkpoint: Optional[str] = None
         self.warmup_checkpoint: Optional[str] = None
+        self.elapsed: List[float] = []  # seconds since the start of training after each decided epoch
+        self._clock = time.perf_counter()
 
     @property
     def model(self):
@@ -88,6 +91,8 @@ class ODNTrainLoop(EpochBasedTrainLoop):
     def run(self):
         self.runner.call_hook('before_train')
         self._prepare()
+        # a resumed run counts on from the time its checkpoint recorded
+        self._clock = time.perf_counter() - (self.elapsed[-1] if self.elapsed else 0.0)
         if self.controller.epoch < self._epoch:
             self.runner.logger.info(f'ODN: epoch {self._epoch} was trained but not yet validated before the '
                                     'interruption; validating it now')
@@ -124,6 +129,7 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             self.base_lrs = list(state['base_lrs'])
             self.best_checkpoint = state['best_checkpoint']
             self.warmup_checkpoint = state['warmup_checkpoint']
+            self.elapsed = list(state.get('elapsed', []))
             if self.controller.epoch not in (self._epoch, self._epoch - 1):
                 raise RuntimeError(f'the checkpoint was saved after epoch {self._epoch} but its ODN state has '
                                    f'decisions for {self.controller.epoch} epochs; it was not written by '
@@ -162,6 +168,7 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             raise KeyError(f'ODNTrainLoop decides on {self.metric!r}, but validation returned {sorted(metrics)}; '
                            'set train_cfg.metric to one of them')
         decision = self.controller.step(metrics[self.metric])
+        self.elapsed.append(round(time.perf_counter() - self._clock, 3))
         # the checkpoints are written from the weights just validated, before a new depth changes them
         if decision.improved:
             self._save_best(decision)
@@ -227,7 +234,8 @@ class ODNTrainLoop(EpochBasedTrainLoop):
                 expansion=self.controller.state_dict(),
                 base_lrs=list(self.base_lrs),
                 best_checkpoint=self.best_checkpoint,
-                warmup_checkpoint=self.warmup_checkpoint))
+                warmup_checkpoint=self.warmup_checkpoint,
+                elapsed=list(self.elapsed)))
 
     # ------------------------------------------------------------------ reporting
     def _log(self, d: Decision) -> None:
@@ -242,8 +250,8 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             'start': 'warm-up done, expansion starts at depth 1',
             'continue': 'continue',
             'decay': f'decay the learning rate to x{d.lr_scale:.4g}',
-            'expand': f'deepen to depth {d.next_level}' + (' from the warm-up weights'
-                                                           if self.restart_from_warmup else ''),
+            'expand': f'deepen to depth {d.next_level}' + (' from the warm-up weights' if self.restart_from_warmup
+                                                           else ' from the current weights'),
             'finetune': f'reached target {c.target:g} - {c.tolerance:g}: stop deepening, fine-tune depth {d.level}',
             'stop': f'stop: optimal depth {d.level} of {c.num_levels}',
         }[d.action]
@@ -267,7 +275,9 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             target=c.target,
             tolerance=c.tolerance,
             restart_from_warmup=self.restart_from_warmup,
+            settings=dict(self.expansion_args, num_levels=c.num_levels, restart_from_warmup=self.restart_from_warmup),
             epochs=c.epoch,
+            elapsed_s=list(self.elapsed),
             history=c.history)
 
     def _finish(self) -> None:
