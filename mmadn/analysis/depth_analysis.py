@@ -104,11 +104,16 @@ def _display_images(model, inputs: torch.Tensor) -> np.ndarray:
     return x.clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
-def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean over images of the Pearson correlation of two stacks of maps (N, H, W)."""
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> Optional[float]:
+    """Mean over images of the Pearson correlation of two stacks of maps (N, H, W), over the images where neither
+    map is constant (an all-zero Grad-CAM has no pattern to compare); None when there is no such image."""
     a, b = a.flatten(1), b.flatten(1)
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-    return float(((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)).mean())
+    norms = a.norm(dim=1) * b.norm(dim=1)
+    valid = norms > 1e-12
+    if not valid.any():
+        return None
+    return float(((a * b).sum(1)[valid] / norms[valid]).mean())
 
 
 def stage_gradcam(model, task: str, stage: int, batches) -> Dict:
@@ -118,7 +123,8 @@ def stage_gradcam(model, task: str, stage: int, batches) -> Dict:
     Returns ``images`` (uint8 N, H, W, 3), ``labels`` (one caption per image), ``cams``
     (``{'super-net': {block: (N, H, W)}, 'base-net': {...}}``, full model names) and ``similarity``: mean
     correlations of the maps, between the last mandatory block and the stage's last block in the super-net (what
-    the skippable blocks change) and between the super-net's and the base-net's last blocks.
+    the skippable blocks change) and between the super-net's and the base-net's last blocks (images where a map is
+    all zero left out; None if every one is).
     """
     backbone = adaptive_backbones(model)[0]
     prefix = next(n for n, m in model.named_modules() if m is backbone)

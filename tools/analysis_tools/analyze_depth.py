@@ -1,8 +1,8 @@
 """See why an ADN model works (or why its base-net does not): the ADN paper's depth analyses of one checkpoint.
 
     python tools/analysis_tools/analyze_depth.py CONFIG CHECKPOINT [--out-dir DIR] [--table subnets.json]
-        [--skips FFFF TTFF ...] [--stage 3] [--num-images 4] [--kl-images N] [--device cpu|cuda]
-        [--cfg-options ...]
+        [--skips FFFF TTFF ...] [--stage 3] [--num-images 4] [--kl-images N] [--title TEXT]
+        [--device cpu|cuda] [--cfg-options ...]
 
 For a classifier (mmpretrain) or a detector (mmdet) with an ADN backbone, writes to the output directory:
 
@@ -61,6 +61,7 @@ def build_parser():
     parser.add_argument('--stage', type=_count(1), default=3, help='stage whose blocks Grad-CAM shows (1-based)')
     parser.add_argument('--num-images', type=_count(1), default=4, help='test images of the Grad-CAM grid')
     parser.add_argument('--kl-images', type=_count(1), help='test images of the stage divergence (default: all)')
+    parser.add_argument('--title', help='title of the figures (default: the config and the checkpoint)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
@@ -112,7 +113,8 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     runner.model.to(torch.device(args.device))
     results = analyze_depth(runner, task, skips, args.table, args.stage - 1, args.num_images, args.kl_images)
-    paths = write_depth_report(results, out_dir, f'{osp.basename(args.config)}: {osp.basename(args.checkpoint)}')
+    checkpoint = osp.join(osp.basename(osp.dirname(osp.abspath(args.checkpoint))), osp.basename(args.checkpoint))
+    paths = write_depth_report(results, out_dir, args.title or f'{osp.basename(args.config)}: {checkpoint}')
     print(summary(results))
     print('written: ' + ', '.join(paths.values()))
 
@@ -139,7 +141,8 @@ def summary(results) -> str:
         kls = ' '.join(f'{k}={v:.4g}' for k, v in row.items() if k not in ('stage', 'module'))
         lines.append(f'  {row["module"]}: {kls}')
     for pair, value in results['gradcam']['similarity'].items():
-        lines.append(f'Grad-CAM correlation, {pair}: {value:.3f}')
+        lines.append(f'Grad-CAM correlation, {pair}: ' + ('no image with both maps non-zero' if value is None else
+                                                          f'{value:.3f}'))
     return '\n'.join(lines)
 
 
