@@ -169,6 +169,15 @@ def test_continue_mode_starts_every_new_depth_from_where_the_previous_one_ended(
     assert not osp.isfile(osp.join(work_dir, 'odn_warmup.pth'))  # nothing to go back to
 
 
+def test_the_default_restarts_from_the_warmup_weights_as_measured_in_the_docs():
+    import inspect
+
+    from mmadn.odn import ODNTrainLoop
+    assert inspect.signature(ODNTrainLoop).parameters['restart_from_warmup'].default is True
+    for config in (CONFIG, 'configs/odn/odn_resnet18_1xb128_mnist.py'):
+        assert Config.fromfile(config).train_cfg.restart_from_warmup is True
+
+
 def test_every_new_depth_gets_a_fresh_optimizer_at_the_base_rate(runs):
     for _, recorder, _ in runs.values():
         for start in (2, ) + DEPTH_STARTS:

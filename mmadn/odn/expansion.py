@@ -56,7 +56,9 @@ class DepthExpansion:
         warmup_epochs (int): Epochs of all-level training before expansion starts at depth 1.
         patience (int): Epochs without improvement after which a depth is given up (deepen) or, when
             deepening has stopped, training ends.
-        lr_patience (int): Epochs without improvement after which the learning rate decays.
+        lr_patience (int): The learning rate decays on the ``lr_patience``-th consecutive epoch without
+            improvement, and again every ``lr_patience`` such epochs (the notebooks' ``no_improvement % 5 == 0``;
+            torch's ``ReduceLROnPlateau(patience=lr_patience - 1)`` is the same rule).
         lr_factor (float): Learning-rate decay factor.
         min_delta (float): An epoch improves when its accuracy exceeds the best by more than this.
     """

@@ -38,11 +38,14 @@ class ODNTrainLoop(EpochBasedTrainLoop):
         tolerance (float): Deepening stops at ``target - tolerance``. Defaults to 0.5.
         warmup_epochs (int): Epochs training every level (sum of their cross-entropies). Defaults to 3.
         patience (int): Epochs without improvement before deepening / ending. Defaults to 23.
-        lr_patience (int): Epochs without improvement before the learning rate decays. Defaults to 5.
+        lr_patience (int): The learning rate decays on the 5th (``lr_patience``-th) consecutive epoch without
+            improvement, as the public code; torch's ``ReduceLROnPlateau(patience=4)``. Defaults to 5.
         lr_factor (float): Learning-rate decay on plateau. Defaults to 0.6.
         min_delta (float): Improvement needed to count as one. Defaults to 0.
         restart_from_warmup (bool): Each new depth starts from the warm-up weights (the public code) rather
-            than from the current ones. Defaults to True.
+            than from the weights the previous depth ended with (the paper's "as the earlier blocks converge").
+            Defaults to True: on the dotted-lines demo it reached the target at an equal or smaller depth, in
+            fewer epochs and with less compute (docs/odn.md, "Where a new depth starts").
         metric (str): Validation metric that drives the decisions. Defaults to ``'accuracy/top1'``.
         max_epochs (int): Safety cap on the total number of epochs; the procedure normally ends by itself.
     """

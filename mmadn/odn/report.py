@@ -109,7 +109,7 @@ def plot_expansion(results: Union[dict, Dict[str, dict]], path: str) -> str:
     if 'history' in results:
         results = {'': results}
     rows = len(results)
-    fig, axes = plt.subplots(rows, 2, figsize=(12, 3.6 * rows), squeeze=False,
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 3.6 * rows), squeeze=False, sharex='col',
                              gridspec_kw=dict(width_ratios=(3, 1)))
     colours = plt.get_cmap('tab10')
     for (label, result), (ax, bar_ax) in zip(results.items(), axes):
@@ -142,8 +142,8 @@ def plot_expansion(results: Union[dict, Dict[str, dict]], path: str) -> str:
                     ax.plot(h['epoch'], h['accuracy'], '*', ms=12, color=colour, mec='k')
         accuracies = [h['accuracy'] for h in history]
         # room above the target line for the patience labels
-        ax.set_ylim(min(accuracies + [threshold]) - 3, max(accuracies + [target]) + 0.22 * (max(
-            accuracies + [target]) - min(accuracies + [threshold]) + 6))
+        low, high = min(accuracies + [threshold]) - 3, max(accuracies + [target])
+        ax.set_ylim(low, high + 0.22 * (high - low + 3))
         ax.axhline(target, color='k', lw=1, label=f'target {target:g}')
         ax.axhline(threshold, color='k', lw=1, ls='--', label=f'target - tolerance {threshold:g}')
         init = 'from the warm-up weights' if s['restart_from_warmup'] else 'continuing from the current weights'

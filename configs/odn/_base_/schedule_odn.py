@@ -25,7 +25,9 @@ train_cfg = dict(
     patience=23,
     lr_patience=5,
     lr_factor=0.6,
-    restart_from_warmup=True,  # as the public code; False continues each new depth from the current weights
+    # as the public code, and measured better on the dotted-lines demo (docs/odn.md); False continues each new
+    # depth from the weights the previous one ended with (the paper's reading)
+    restart_from_warmup=True,
     metric='accuracy/top1',
     max_epochs=1000)  # safety cap: the procedure ends by itself
 val_cfg = dict()
