@@ -11,7 +11,8 @@ policies back to back (each call timed alone: data preprocessing and inference, 
 machine whose speed drifts slows them alike. The controller (``mmadn.deploy.DeadlineController``) sets the depth
 before each call from the table measured by benchmark_subnets.py. Default deadlines, from the table: a generous
 one (1.25 x the super-net's p90), then one between the base-net's p90 and the super-net's median. Writes
-deadline_demo.{md,json} to the output directory.
+deadline_demo.{md,json} to the output directory. The backbone + neck run in the memory format the table was
+measured in (its ``memory_format`` column).
 """
 import argparse
 import json
@@ -31,6 +32,7 @@ from mmengine.utils import ProgressBar  # noqa: E402
 from mmadn.analysis import QUALITY_KEYS  # noqa: E402
 from mmadn.analysis.measure import time_once  # noqa: E402
 from mmadn.deploy import DeadlineController, load_table  # noqa: E402
+from mmadn.deploy.memory_format import memory_format  # noqa: E402
 from mmadn.deploy.selection import latency_percentile, row_cost  # noqa: E402
 from mmadn.models import adaptive_backbones, set_subnet  # noqa: E402
 from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
@@ -122,7 +124,8 @@ def main(argv=None):
         elapsed = time_once(lambda: outputs.append(model.test_step(data)), device)
         return outputs[0], elapsed, policy_skip
 
-    with torch.no_grad():
+    fmt = table['subnets'][0].get('memory_format', 'contiguous')  # as the table was timed
+    with torch.no_grad(), memory_format(model, fmt):
         first = next(iter(loader))
         for _ in range(args.warmup):
             for skip in policies.values():
