@@ -79,7 +79,8 @@ def _test_batches(runner, max_images: Optional[int] = None):
     for batch in runner.test_dataloader:
         data = runner.model.data_preprocessor(batch, False)
         if max_images is not None:
-            data = dict(inputs=data['inputs'][:max_images - seen], data_samples=data['data_samples'][:max_images - seen])
+            left = max_images - seen
+            data = dict(inputs=data['inputs'][:left], data_samples=data['data_samples'][:left])
         yield data
         seen += len(data['inputs'])
         if max_images is not None and seen >= max_images:
@@ -219,8 +220,8 @@ def write_depth_report(results: Dict, out_dir: str, title: str = '') -> Dict[str
     plot_subnet_quality(subnets['rows'], subnets['quality_key'], paths['subnets'], title)
     plot_norm_distance(results['norm_distance']['layers'], paths['norm_distance'], title)
     plot_stage_divergence(results['stage_divergence'], paths['stage_divergence'], title)
-    plot_gradcam_grid(cam['images'], {net: {b: m.numpy() for b, m in maps.items()} for net, maps in cam['cams'].items()},
-                      paths['gradcam'], title, cam['labels'])
+    maps = {net: {block: m.numpy() for block, m in blocks.items()} for net, blocks in cam['cams'].items()}
+    plot_gradcam_grid(cam['images'], maps, paths['gradcam'], title, cam['labels'])
     report = {k: v for k, v in results.items() if k != 'gradcam'}
     report['title'] = title
     report['gradcam'] = dict(stage=cam['stage'], stage_name=cam['stage_name'], labels=cam['labels'],

@@ -7,7 +7,7 @@ module name, ``FeatureRecorder``) and compared per stage with the terms the dist
 super-net with the sub-network that skips only that stage, which separates one stage's sub-path from the
 accumulated drift of the stages before it.
 """
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List
 
 import torch
 from torch import nn
