@@ -78,6 +78,9 @@ def make_session(onnx_path: str, backend: str, threads: int = 0) -> Callable[[np
         import onnxruntime as ort
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT's threads otherwise spin after each run, taking the cores from the PyTorch heads that come next
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        options.add_session_config_entry('session.inter_op.allow_spinning', '0')
         if threads:
             options.intra_op_num_threads = threads
         session = ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
