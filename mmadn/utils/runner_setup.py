@@ -216,3 +216,19 @@ def set_find_unused_parameters(cfg: Config) -> None:
     if cfg.get('model_wrapper_cfg', None) is not None:
         cfg.model_wrapper_cfg.setdefault('find_unused_parameters', True)
     print_log(f'DDP: find_unused_parameters=True, as {reason}.', logger='current')
+
+
+def at_least(minimum: int):
+    """An argparse ``type``: an integer of at least ``minimum``, or an error that says which (exit code 2)."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+
+    return parse

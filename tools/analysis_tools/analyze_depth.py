@@ -33,20 +33,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmadn.analysis import canonical_skips  # noqa: E402
 from mmadn.analysis.depth_analysis import analyze_depth, read_subnet_table, write_depth_report  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
-from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
-
-
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
-        return value
-
-    return parse
+from mmadn.utils import at_least, check_dataset_paths, load_config, task_of  # noqa: E402
 
 
 def build_parser():
@@ -58,9 +45,9 @@ def build_parser():
     parser.add_argument('--table', help='subnets.json of benchmark_subnets.py (or an earlier depth_analysis.json): '
                         'take the sub-networks\' quality from it instead of evaluating them')
     parser.add_argument('--skips', nargs='+', help='sub-networks to evaluate, e.g. FFFF ttff base (default: all)')
-    parser.add_argument('--stage', type=_count(1), default=3, help='stage whose blocks Grad-CAM shows (1-based)')
-    parser.add_argument('--num-images', type=_count(1), default=4, help='test images of the Grad-CAM grid')
-    parser.add_argument('--kl-images', type=_count(1), help='test images of the stage divergence (default: all)')
+    parser.add_argument('--stage', type=at_least(1), default=3, help='stage whose blocks Grad-CAM shows (1-based)')
+    parser.add_argument('--num-images', type=at_least(1), default=4, help='test images of the Grad-CAM grid')
+    parser.add_argument('--kl-images', type=at_least(1), help='test images of the stage divergence (default: all)')
     parser.add_argument('--title', help='title of the figures (default: the config and the checkpoint)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)

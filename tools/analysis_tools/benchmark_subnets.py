@@ -46,20 +46,7 @@ from mmadn.deploy.memory_format import MEMORY_FORMATS, memory_format  # noqa: E4
 from mmadn.deploy.runtime import BACKENDS, DeployablePart, export_onnx  # noqa: E402
 from mmadn.deploy.selection import add_budget_arguments, write_selection  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
-from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
-
-
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
-        return value
-
-    return parse
+from mmadn.utils import at_least, check_dataset_paths, load_config, task_of  # noqa: E402
 
 
 def build_parser():
@@ -68,14 +55,14 @@ def build_parser():
     parser.add_argument('checkpoint')
     parser.add_argument('--skips', nargs='+', help='sub-networks to measure, e.g. FFFF ttff base (default: all)')
     parser.add_argument('--out-dir', help='default: work_dirs/<config>/subnet_benchmark')
-    parser.add_argument('--recalibrate', type=_count(0), default=0, metavar='N',
+    parser.add_argument('--recalibrate', type=at_least(0), default=0, metavar='N',
                         help='re-estimate each sub-network\'s norm statistics from N training batches first')
     parser.add_argument('--export', metavar='SKIP', help='also export this sub-network (one of --skips) as a static '
                         'model')
     parser.add_argument('--fuse', action='store_true', help='fold the norms into the convs of the export')
-    parser.add_argument('--runs', type=_count(1), default=10, help='timed runs per latency figure')
-    parser.add_argument('--warmup', type=_count(0), default=3)
-    parser.add_argument('--batch-size', type=_count(1), default=1, help='images per latency / memory measurement')
+    parser.add_argument('--runs', type=at_least(1), default=10, help='timed runs per latency figure')
+    parser.add_argument('--warmup', type=at_least(0), default=3)
+    parser.add_argument('--batch-size', type=at_least(1), default=1, help='images per latency / memory measurement')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--backend', choices=BACKENDS, default='pytorch',
                         help='where the backbone + neck run when timed (ONNX Runtime / OpenVINO: CPU only)')

@@ -35,7 +35,7 @@ from mmadn.deploy import DeadlineController, load_table  # noqa: E402
 from mmadn.deploy.memory_format import memory_format  # noqa: E402
 from mmadn.deploy.selection import latency_percentile, row_cost  # noqa: E402
 from mmadn.models import adaptive_backbones, set_subnet  # noqa: E402
-from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
+from mmadn.utils import at_least, check_dataset_paths, load_config, task_of  # noqa: E402
 
 
 def build_parser():
@@ -47,10 +47,11 @@ def build_parser():
                         help='one deadline (ms) per pass over the test set (default: from the table)')
     parser.add_argument('--percentile', type=float, default=99,
                         help='percentile of the recent calls\' time ratios the controller plans on')
-    parser.add_argument('--window', type=int, default=50, help='how many recent calls the controller learns from')
+    parser.add_argument('--window', type=at_least(0), default=50,
+                        help='how many recent calls the controller learns from')
     parser.add_argument('--headroom', type=float, default=0.95, help='fraction of a deadline a plan may use')
-    parser.add_argument('--warmup', type=int, default=3, help='untimed calls per policy before the stream')
-    parser.add_argument('--images-per-call', type=int, default=1, metavar='N',
+    parser.add_argument('--warmup', type=at_least(0), default=3, help='untimed calls per policy before the stream')
+    parser.add_argument('--images-per-call', type=at_least(1), default=1, metavar='N',
                         help='images handed to the model per call (a frame of N cameras; the table should be '
                         'measured with benchmark_subnets.py --batch-size N)')
     parser.add_argument('--out-dir', help='default: the table\'s folder')
@@ -91,10 +92,8 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     cfg.launcher = 'none'
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'ADNDistillHook']
-    if args.window < 0 or not 0 <= args.percentile <= 100:
-        parser.error('--window is a number of calls (>= 0) and --percentile is in [0, 100]')
-    if args.images_per_call < 1:
-        parser.error(f'--images-per-call must be at least 1, got {args.images_per_call}')
+    if not 0 <= args.percentile <= 100:
+        parser.error(f'--percentile must be in [0, 100], got {args.percentile:g}')
     cfg.test_dataloader.batch_size = args.images_per_call  # a stream: N images per call
     device = torch.device(args.device)
 
