@@ -18,6 +18,18 @@ def _deterministic():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_default_scope_leaks():
+    """A Runner built in a test makes its ``default_scope`` (mmdet or mmpretrain) mmengine's current scope for
+    every later test of the process, and builds from the other library's registry then fail (``ImageClassifier
+    is not in the mmdet::model registry``): which tests fail would depend on the order the tests run in."""
+    from mmengine.registry import DefaultScope
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in set(DefaultScope._instance_dict) - before:
+        del DefaultScope._instance_dict[name]
+
+
 @pytest.fixture(scope='session')
 def repo_root():
     return ROOT
