@@ -180,23 +180,29 @@ def _randomised_state(model):
 
 
 @pytest.mark.parametrize('arch', sorted(CLASSIFIERS))
-def test_mmpretrain_to_released_and_back_is_bit_exact_with_the_arch_detected(arch, tmp_path):
+def test_mmpretrain_to_released_and_back_is_bit_exact_with_the_arch_detected(arch, tmp_path, capsys):
+    """The tool's main() in this process (the CLI itself is run by the two tests around this one)."""
     state = _randomised_state(CLASSIFIERS[arch]())
     torch.save(dict(meta=dict(), state_dict=state), tmp_path / 'cls.pth')
+    converter = _load_converter()
 
-    _, log = run_tool(TOOL, tmp_path / 'cls.pth', tmp_path / 'released.pth', '--to', 'released')
+    def convert(*argv):
+        converter.main([str(a) for a in argv])
+        return capsys.readouterr().out
+
+    log = convert(tmp_path / 'cls.pth', tmp_path / 'released.pth', '--to', 'released')
     assert f'({arch}, mmpretrain layout' in log
     released = safe_torch_load(str(tmp_path / 'released.pth'))
     assert not any(k.startswith('backbone.') for k in released)
     assert any('_skip' in k for k in released)  # the twins travel in the released names
 
-    run_tool(TOOL, tmp_path / 'released.pth', tmp_path / 'back.pth', '--to', 'mmpretrain')
+    convert(tmp_path / 'released.pth', tmp_path / 'back.pth', '--to', 'mmpretrain')
     back = safe_torch_load(str(tmp_path / 'back.pth'))['state_dict']
     assert set(back) == set(state)
     for k, v in state.items():
         assert torch.equal(back[k], v), k
 
-    run_tool(TOOL, tmp_path / 'released.pth', tmp_path / 'det.pth', '--to', 'mmdet', '--arch', arch)
+    convert(tmp_path / 'released.pth', tmp_path / 'det.pth', '--to', 'mmdet', '--arch', arch)
     det = safe_torch_load(str(tmp_path / 'det.pth'))['state_dict']
     assert set(det) == {k for k in state if k.startswith('backbone.')}
     for k, v in det.items():
