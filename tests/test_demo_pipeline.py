@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from mmadn.datasets import DET_CLASSES, make_instance_crops
 
-from ._cli import ROOT, run_tool
+from ._cli import ROOT, THREADS, run_tool
 
 DET_CONFIG = 'configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py'
 
@@ -50,10 +50,14 @@ def test_cls_to_det_backbone_prints_a_next_step_that_merges_into_the_config():
 
 
 def _demo(work_dir):
-    env = {**os.environ, 'WORK_DIR': str(work_dir), 'PY': sys.executable, 'OMP_NUM_THREADS': '2',
-           'PRETRAIN_OPTIONS': 'train_cfg.max_iters=3 default_hooks.logger.interval=1',
-           'DETECTOR_OPTIONS': 'train_cfg.max_iters=3 default_hooks.logger.interval=1',
-           'SKIPS': 'FFFF ttff base', 'BENCH_ARGS': '--runs 1 --warmup 0'}
+    env = {**os.environ, 'WORK_DIR': str(work_dir), 'PY': sys.executable, 'OMP_NUM_THREADS': THREADS,
+           # a few iterations, and the first images of each val split (mmengine's dataset ``indices``)
+           'PRETRAIN_OPTIONS': 'train_cfg.max_iters=3 default_hooks.logger.interval=1 '
+                               'val_dataloader.dataset.indices=16',
+           'DETECTOR_OPTIONS': 'train_cfg.max_iters=3 default_hooks.logger.interval=1 '
+                               'val_dataloader.dataset.indices=8',
+           'SKIPS': 'FFFF ttff base',
+           'BENCH_ARGS': '--runs 1 --warmup 0 --cfg-options test_dataloader.dataset.indices=16'}
     proc = subprocess.run(['bash', 'scripts/demo.sh'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
