@@ -7,7 +7,9 @@ from mmadn.deploy import Budget, DeadlineController, load_table, select_subnet
 from mmadn.deploy.selection import latency_percentile
 from mmadn.models import ResNetADN
 
-from ._cli import run_tool
+from ._cli import run_main, run_tool
+
+SELECT_TOOL = 'tools/deployment/select_subnet.py'
 
 # quality, median latency, timed runs, GFLOPs, peak memory: TTFF beats FFTT at the same cost; TTTT is cheapest
 ROWS = [
@@ -66,18 +68,17 @@ def test_nothing_fits_says_what_the_cheapest_needs():
     assert 'no sub-network fits latency <= 30 ms: the cheapest, TTTT, needs 35 ms' in selection.summary()
 
 
-def test_select_tool_reads_a_saved_table(tmp_path):
+def test_select_tool_reads_a_saved_table(tmp_path, capsys):
     path = tmp_path / 'subnets.json'
     path.write_text(json.dumps(TABLE))
-    _, out = run_tool('tools/deployment/select_subnet.py', path, '--budget', 'latency=45ms')
+    _, out = run_tool(SELECT_TOOL, path, '--budget', 'latency=45ms')  # as a user runs it; the rest in-process
     assert 'TTFF for latency <= 45 ms: top1 89' in out
     assert json.load(open(tmp_path / 'selection.json'))['skip'] == 'TTFF'
-    code, out = run_tool('tools/deployment/select_subnet.py', path, '--budget', 'latency=10ms', check=False)
+    code, out = run_main(capsys, SELECT_TOOL, path, '--budget', 'latency=10ms')
     assert code == 1 and 'no sub-network fits' in out
-    code, out = run_tool('tools/deployment/select_subnet.py', path, '--budget', 'latency=45kg', check=False)
+    code, out = run_main(capsys, SELECT_TOOL, path, '--budget', 'latency=45kg')
     assert code == 2 and "unit 'kg'" in out
-    code, out = run_tool('tools/deployment/select_subnet.py', tmp_path / 'none.json', '--budget', 'flops=1G',
-                         check=False)
+    code, out = run_main(capsys, SELECT_TOOL, tmp_path / 'none.json', '--budget', 'flops=1G')
     assert code == 2 and 'run tools/analysis_tools/benchmark_subnets.py' in out
     assert load_table(str(path))['quality_key'] == 'top1'
 

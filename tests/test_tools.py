@@ -13,31 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests._cli import ROOT, run_tool
+from tests._cli import ROOT, load_tool, run_main, run_tool
 
 DIGITS_CFG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 DET_CFG = 'configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py'
-
-
-def _load_tool(path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], osp.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _main(capsys, path, *argv):
-    """Run a tool's main() in this process (its imports are already paid for): (exit code, stdout + stderr)."""
-    capsys.readouterr()
-    try:
-        code = _load_tool(path).main([str(a) for a in argv]) or 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-        if not isinstance(exit_.code, int) and exit_.code is not None:
-            print(exit_.code)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 @pytest.fixture(scope='module')
@@ -84,7 +63,7 @@ def test_get_flops_counts_every_requested_subnet_as_mmengine_does(tmp_path):
 
 def test_get_flops_of_a_detector_at_a_given_size(tmp_path, capsys):
     out_json = tmp_path / 'flops.json'
-    _main(capsys, 'tools/analysis_tools/get_flops.py', DET_CFG, '--shape', '160', '160', '--skip', 'FFFF', 'TTTT',
+    run_main(capsys, 'tools/analysis_tools/get_flops.py', DET_CFG, '--shape', '160', '160', '--skip', 'FFFF', 'TTTT',
           '--out', out_json)
     table = json.loads(out_json.read_text())
     rows = {r['skip']: r for r in table['subnets']}
@@ -95,9 +74,9 @@ def test_get_flops_of_a_detector_at_a_given_size(tmp_path, capsys):
 
 
 def test_get_flops_refuses_a_bad_skip_and_a_detector_without_data_or_shape(capsys):
-    code, out = _main(capsys, 'tools/analysis_tools/get_flops.py', DIGITS_CFG, '--skip', 'TTF')
+    code, out = run_main(capsys, 'tools/analysis_tools/get_flops.py', DIGITS_CFG, '--skip', 'TTF')
     assert code == 2 and 'TTF' in out
-    code, out = _main(capsys, 'tools/analysis_tools/get_flops.py', DET_CFG, '--cfg-options',
+    code, out = run_main(capsys, 'tools/analysis_tools/get_flops.py', DET_CFG, '--cfg-options',
                       'test_dataloader.dataset.data_root=/nonexistent/')
     assert code == 2 and '--shape H W' in out
 
@@ -114,17 +93,17 @@ def test_analyze_logs_plots_the_losses_with_the_kl_terms(trained, tmp_path, caps
         keys |= set(json.loads(line))
     kl = sorted(k for k in keys if k.startswith('loss_kl'))
     assert kl, f'the demo logs no KL term: {sorted(keys)}'
-    tool = _load_tool('tools/analysis_tools/analyze_logs.py')
+    tool = load_tool('tools/analysis_tools/analyze_logs.py')
     train, val = tool.load_log(scalars[0])
     assert set(kl) <= set(tool.default_keys([(train, val)])) and tool.default_keys([(train, val)])[0] == 'loss'
     assert [s for s, _ in train['loss']] == [1, 2, 3, 4, 5, 6] and 'accuracy/top1' in val
     # a validation metric, and the time per iteration
-    code, _ = _main(capsys, 'tools/analysis_tools/analyze_logs.py', 'plot_curve', scalars[0], '--keys',
+    code, _ = run_main(capsys, 'tools/analysis_tools/analyze_logs.py', 'plot_curve', scalars[0], '--keys',
                     'accuracy/top1', 'loss', '--out', tmp_path / 'acc.png')
     assert code == 0 and (tmp_path / 'acc.png').is_file()
-    _, out = _main(capsys, 'tools/analysis_tools/analyze_logs.py', 'cal_train_time', work)
+    _, out = run_main(capsys, 'tools/analysis_tools/analyze_logs.py', 'cal_train_time', work)
     assert re.search(r'average time per iteration: \d+\.\d+ s', out)
-    code, out = _main(capsys, 'tools/analysis_tools/analyze_logs.py', 'plot_curve', work, '--keys', 'loss_typo')
+    code, out = run_main(capsys, 'tools/analysis_tools/analyze_logs.py', 'plot_curve', work, '--keys', 'loss_typo')
     assert code == 1 and 'loss_typo' in out and 'loss_kl' in out
 
 
@@ -155,7 +134,7 @@ def test_browse_dataset_draws_boxes_and_masks_of_the_generated_coco(tmp_path, ca
     assert len(files) == 2 and all(f.suffix == '.png' for f in files)
     import mmcv
     assert min(mmcv.imread(str(files[0])).shape[:2]) >= 320
-    code, out = _main(capsys, 'tools/analysis_tools/browse_dataset.py', DET_CFG, '-n', '1')
+    code, out = run_main(capsys, 'tools/analysis_tools/browse_dataset.py', DET_CFG, '-n', '1')
     assert code == 2 and '--output-dir' in out
 
 
@@ -170,14 +149,14 @@ def test_print_config_merges_an_mmadn_base(tmp_path, capsys):
     from mmengine.config import Config
     merged = Config.fromfile(str(saved))
     assert merged.model.backbone.skip == 'TTFF' and merged.train_cfg.max_iters == 7
-    code, out = _main(capsys, 'tools/misc/print_config.py', config, '--cfg-options', 'load_form=x.pth')
+    code, out = run_main(capsys, 'tools/misc/print_config.py', config, '--cfg-options', 'load_form=x.pth')
     assert code == 1 and "'load_from'" in out
 
 
 def test_publish_model_strips_the_optimizer_and_names_the_file_by_its_hash(trained, tmp_path, capsys):
     work, _ = trained
     ckpt = osp.join(work, 'iter_6.pth')
-    code, out = _main(capsys, 'tools/model_converters/publish_model.py', ckpt, tmp_path / 'resnet18_adn_digits.pth')
+    code, out = run_main(capsys, 'tools/model_converters/publish_model.py', ckpt, tmp_path / 'resnet18_adn_digits.pth')
     assert code == 0
     published = glob.glob(str(tmp_path / 'resnet18_adn_digits_*.pth'))
     assert len(published) == 1
@@ -190,7 +169,7 @@ def test_publish_model_strips_the_optimizer_and_names_the_file_by_its_hash(train
     assert stripped['state_dict'].keys() == original['state_dict'].keys()
     assert all(torch.equal(stripped['state_dict'][k], v) for k, v in original['state_dict'].items())
     assert osp.getsize(published[0]) < osp.getsize(ckpt)
-    code, out = _main(capsys, 'tools/model_converters/publish_model.py', ckpt, tmp_path / 'x.pth', '--keep-keys',
+    code, out = run_main(capsys, 'tools/model_converters/publish_model.py', ckpt, tmp_path / 'x.pth', '--keep-keys',
                       'ema')
     assert code == 1 and 'ema' in out and 'state_dict' in out
 
