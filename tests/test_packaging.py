@@ -15,7 +15,7 @@ import zipfile
 import pytest
 import yaml
 
-from tests._cli import ROOT, run_tool
+from tests._cli import ROOT, THREADS, run_main
 
 PYTHON = sys.executable
 MIM = osp.join(osp.dirname(PYTHON), 'mim')
@@ -23,7 +23,7 @@ SKIP_COPY = {'.git', '.venv', 'work_dirs', 'data', 'build', 'dist', '.pytest_cac
 
 
 def _run(cmd, cwd, env=None, timeout=300):
-    full_env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '2', **(env or {})}
+    full_env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': THREADS, **(env or {})}
     proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
     out = proc.stdout + proc.stderr
@@ -171,6 +171,6 @@ def test_metafiles_hold_the_figures_of_the_committed_results():
     assert model['Metadata']['FLOPs (base-net)'] < model['Metadata']['FLOPs']
 
 
-def test_metafiles_and_readmes_are_up_to_date():
-    code, out = run_tool('tools/misc/make_metafiles.py', '--check', check=False)
+def test_metafiles_and_readmes_are_up_to_date(capsys):
+    code, out = run_main(capsys, 'tools/misc/make_metafiles.py', '--check')
     assert code == 0, out
