@@ -253,6 +253,42 @@ def test_detection_distills_every_fpn_level_on_top_of_the_task_losses():
         torch.testing.assert_close(losses[f'loss_kl_neck_{level}'], expected, rtol=1e-5, atol=1e-6)
 
 
+def _grads(model, losses, keys):
+    model.zero_grad()
+    sum(losses[k] for k in keys).backward(retain_graph=True)
+    return {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_student_holds_keeps_the_kl_out_of_the_neck_weights_but_not_out_of_the_base_path():
+    """With student_holds=('neck', ) the neck is a fixed function in the base-net's pass: the KL over its outputs
+    trains the backbone (twins and shared convs) through it and leaves the neck's weights to the task losses."""
+    model = _detector()
+    inputs, samples = _det_batch()
+    held = SubPathDistillation(model, model.loss, features=dict(neck='spatial'), student_holds=('neck', ))
+    free = SubPathDistillation(model, model.loss, features=dict(neck='spatial'))
+    torch.manual_seed(1)
+    losses_held = held(inputs, samples)
+    torch.manual_seed(1)
+    losses_free = free(inputs, samples)
+    kl = [k for k in losses_held if k.startswith('loss_kl')]
+    for key in kl:  # the same objective's value; only where its gradient goes differs
+        torch.testing.assert_close(losses_held[key], losses_free[key])
+    g_held, g_free = _grads(model, losses_held, kl), _grads(model, losses_free, kl)
+    neck = [n for n in g_held if n.startswith('neck.')]
+    assert all(g_held[n] is None or not g_held[n].any() for n in neck)
+    assert any(g_free[n] is not None and g_free[n].abs().sum() > 0 for n in neck)
+    twin, shared = 'backbone.layer4.0.bn2_skip.weight', 'backbone.layer4.0.conv2.weight'
+    for name in (twin, shared):
+        torch.testing.assert_close(g_held[name], g_free[name], rtol=1e-4, atol=1e-7)  # the same path through
+        assert g_held[name].abs().sum() > 0
+    assert all(p.requires_grad for p in model.parameters())  # the hold ends with the pass
+    task = [k for k in losses_held if k.startswith('loss') and k not in kl]
+    g_task = _grads(model, {k: sum(v) if isinstance(v, list) else v for k, v in losses_held.items()}, task)
+    assert any(g_task[n] is not None and g_task[n].abs().sum() > 0 for n in neck)  # the task still trains it
+    with pytest.raises(ValueError, match='student_holds names no module'):
+        SubPathDistillation(model, model.loss, features=dict(neck='spatial'), student_holds=('nek', ))
+
+
 def test_objective_rejects_bad_settings():
     model = _classifier()
     with pytest.raises(ValueError, match='alpha'):

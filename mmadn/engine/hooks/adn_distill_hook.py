@@ -7,7 +7,7 @@ optimizer step happen in one call, so it cannot change the loss afterwards. Ever
 for every detector and classifier, wrapped or not, with no subclass. It holds no parameters, so nothing of the
 hook reaches the state dict, and ``after_train`` removes it.
 """
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
@@ -34,6 +34,8 @@ class ADNDistillHook(Hook):
             released ImageNet recipe).
         teacher, student (str): the pair of sub-networks trained. Default ``'super'`` and ``'base'``.
         student_task_loss_weight (float): the student's own task loss weight (0: off, as released).
+        student_holds (sequence of str): modules whose weights the student's pass uses without training them
+            (``SubPathDistillation``).
     """
 
     priority = 'NORMAL'
@@ -45,9 +47,11 @@ class ADNDistillHook(Hook):
                  logits_topk: Optional[int] = None,
                  teacher: str = 'super',
                  student: str = 'base',
-                 student_task_loss_weight: float = 0.0) -> None:
+                 student_task_loss_weight: float = 0.0,
+                 student_holds: Sequence[str] = ()) -> None:
         self.kwargs = dict(alpha=alpha, temperature=temperature, features=features, logits_topk=logits_topk,
-                           teacher=teacher, student=student, student_task_loss_weight=student_task_loss_weight)
+                           teacher=teacher, student=student, student_task_loss_weight=student_task_loss_weight,
+                           student_holds=tuple(student_holds))
         self.objective: Optional[SubPathDistillation] = None
 
     def trained_subnets(self) -> List[SkipType]:

@@ -5,6 +5,7 @@ while its features are recorded; the student sub-network (default: base-net) run
 returned losses are ``alpha`` x every task loss plus ``(1 - alpha)`` x KL(teacher || student) per feature,
 each under its own ``loss_...`` key. One backward of their sum trains both sub-networks.
 """
+from contextlib import contextmanager
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -49,6 +50,20 @@ def _as_tensors(output) -> List[torch.Tensor]:
     raise TypeError(f'Can only distill tensors or tuples of tensors, got {type(output).__name__}')
 
 
+@contextmanager
+def _weights_held(modules: Sequence[nn.Module]):
+    """Run ``modules`` as fixed functions: their parameters get no gradient from what is computed inside (the
+    gradient still flows through them to their inputs)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def _scale(value, weight: float):
     if isinstance(value, (list, tuple)):
         return type(value)(v * weight for v in value)
@@ -68,6 +83,9 @@ class SubPathDistillation:
         logits_topk: restrict the logits KL to the teacher's top-k classes.
         teacher, student: the pair of sub-networks trained (skip strings).
         student_task_loss_weight: weight of the student's own task loss (off, as released).
+        student_holds: modules (e.g. ``('neck', )``) whose weights the student's pass uses but does not train:
+            a KL over their outputs then trains the base-net's backbone path only, instead of also letting them
+            lower it by becoming blind to the backbone's depth.
     """
 
     def __init__(self,
@@ -79,7 +97,8 @@ class SubPathDistillation:
                  logits_topk: Optional[int] = None,
                  teacher: SkipType = 'super',
                  student: SkipType = 'base',
-                 student_task_loss_weight: float = 0.0) -> None:
+                 student_task_loss_weight: float = 0.0,
+                 student_holds: Sequence[str] = ()) -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f'alpha must be in [0, 1], got {alpha}')
         if temperature <= 0:
@@ -98,6 +117,11 @@ class SubPathDistillation:
         if self.teacher == self.student:
             raise ValueError(f'teacher and student are the same sub-network ({self.teacher}); nothing to distill.')
         self.student_task_loss_weight = student_task_loss_weight
+        modules = dict(model.named_modules())
+        unknown = [name for name in student_holds if name not in modules]
+        if unknown:
+            raise ValueError(f'student_holds names no module of {type(model).__name__}: {unknown}')
+        self.student_holds = [modules[name] for name in student_holds]
         self.recorder = FeatureRecorder(model, list(self.features))
         self._student_needs_head = any(name == 'head' or name.startswith('head.') for name in self.features)
 
@@ -135,7 +159,7 @@ class SubPathDistillation:
         if not self.distills:
             return losses
 
-        with subnet(self.model, self.student), self.recorder.record() as recorded:
+        with subnet(self.model, self.student), self.recorder.record() as recorded, _weights_held(self.student_holds):
             if self.student_task_loss_weight > 0:
                 student_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
                 for k, v in student_losses.items():
