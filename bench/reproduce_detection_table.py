@@ -2,7 +2,7 @@
 at small scale on the embedded generated data with the demo's recipe (scripts/demo.sh).
 
     python bench/reproduce_detection_table.py [--seeds 0 1] [--work-dir work_dirs/repro] [--out FILE.md]
-        [--pretrain-cfg-options model.backbone.zero_init_residual=False]
+        [--pretrain-cfg-options model.backbone.zero_init_residual=True]   (e.g. the earlier demo pretraining)
 
 Per seed (the runs' ``randomness.seed``; the data is the demo's, fixed):
   pretraining   adn:   ResNet-18-ADN classifier with Algorithm 1 (configs/demo/resnet18_adn_shapes_cls.py)
@@ -145,7 +145,7 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/repro')
     parser.add_argument('--out', help='also write the table to this Markdown file')
     parser.add_argument('--pretrain-cfg-options', nargs='+', action=DictAction, default={},
-                        help='changes to every pretraining config, e.g. model.backbone.zero_init_residual=False')
+                        help='changes to every pretraining config, e.g. model.backbone.zero_init_residual=True')
     args = parser.parse_args()
     for tool, cmd in (('data/synthetic_coco/annotations/instances_val2017.json', 'tools/misc/make_synthetic_coco.py'),
                       ('data/synthetic_crops/val', 'tools/misc/make_synthetic_crops.py')):

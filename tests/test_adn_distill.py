@@ -265,7 +265,7 @@ def test_student_holds_keeps_the_kl_out_of_the_neck_weights_but_not_out_of_the_b
     model = _detector()
     inputs, samples = _det_batch()
     held = SubPathDistillation(model, model.loss, features=dict(neck='spatial'), student_holds=('neck', ))
-    free = SubPathDistillation(model, model.loss, features=dict(neck='spatial'))
+    free = SubPathDistillation(model, model.loss, features=dict(neck='spatial'), student_holds=())
     torch.manual_seed(1)
     losses_held = held(inputs, samples)
     torch.manual_seed(1)
@@ -287,6 +287,11 @@ def test_student_holds_keeps_the_kl_out_of_the_neck_weights_but_not_out_of_the_b
     assert any(g_task[n] is not None and g_task[n].abs().sum() > 0 for n in neck)  # the task still trains it
     with pytest.raises(ValueError, match='student_holds names no module'):
         SubPathDistillation(model, model.loss, features=dict(neck='spatial'), student_holds=('nek', ))
+    # the default: a detector's neck when its outputs are distilled; nothing in classification (released recipe)
+    assert SubPathDistillation(model, model.loss).student_hold_names == ['neck']
+    assert SubPathDistillation(model, model.loss, features={'backbone.layer4': 'pooled'}).student_hold_names == []
+    classifier = _classifier()
+    assert SubPathDistillation(classifier, classifier.loss).student_hold_names == []
 
 
 def test_objective_rejects_bad_settings():

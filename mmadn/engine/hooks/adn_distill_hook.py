@@ -34,8 +34,9 @@ class ADNDistillHook(Hook):
             released ImageNet recipe).
         teacher, student (str): the pair of sub-networks trained. Default ``'super'`` and ``'base'``.
         student_task_loss_weight (float): the student's own task loss weight (0: off, as released).
-        student_holds (sequence of str): modules whose weights the student's pass uses without training them
-            (``SubPathDistillation``).
+        student_holds (sequence of str, optional): modules whose weights the student's pass uses without training
+            them. Default: a detector's neck when its outputs are distilled (docs/adn.md, "The FPN term"); ``()``
+            holds nothing.
     """
 
     priority = 'NORMAL'
@@ -48,10 +49,10 @@ class ADNDistillHook(Hook):
                  teacher: str = 'super',
                  student: str = 'base',
                  student_task_loss_weight: float = 0.0,
-                 student_holds: Sequence[str] = ()) -> None:
+                 student_holds: Optional[Sequence[str]] = None) -> None:
         self.kwargs = dict(alpha=alpha, temperature=temperature, features=features, logits_topk=logits_topk,
                            teacher=teacher, student=student, student_task_loss_weight=student_task_loss_weight,
-                           student_holds=tuple(student_holds))
+                           student_holds=None if student_holds is None else tuple(student_holds))
         self.objective: Optional[SubPathDistillation] = None
 
     def trained_subnets(self) -> List[SkipType]:
@@ -80,7 +81,9 @@ class ADNDistillHook(Hook):
         model.loss = self.objective
         runner.logger.info(
             f'ADNDistillHook: training {self.objective.teacher} (task loss x {self.objective.alpha}) and '
-            f'{self.objective.student} (KL x {1 - self.objective.alpha:g} on {list(self.objective.features)}).')
+            f'{self.objective.student} (KL x {1 - self.objective.alpha:g} on {list(self.objective.features)}'
+            + (f'; its pass holds {self.objective.student_hold_names}' if self.objective.student_hold_names else '')
+            + ').')
 
     def after_train(self, runner) -> None:
         model = self._unwrap(runner)
