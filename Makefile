@@ -6,8 +6,12 @@ PY := .venv/bin/python
 setup:
 	bash scripts/setup_env.sh
 
+# Two pytest workers with one thread each (pytest-xdist; a file's tests stay in one worker, so its module fixtures
+# are built once): on 2 cores the tool subprocesses' start-up and the data loading of one worker overlap the other's
+# compute. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest tests -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup
 	bash scripts/demo.sh

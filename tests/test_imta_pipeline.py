@@ -73,11 +73,12 @@ def test_two_phase_training_and_budgeted_evaluation(data_root, tmp_path):
     model2 = runner2.model
     assert runner2.optim_wrapper.optimizer.defaults['nesterov']
     assert torch.equal(model2.head.teacher_fc.weight, phase1_last_fc)
-    # fine-tuned, not re-initialised: the exits' linear layers moved a little from their phase-I weights (a fresh
-    # init would be as far from them as a random layer is)
+    # fine-tuned, not re-initialised: the exits' linear layers moved from their phase-I weights, by less than their
+    # norm (a fresh init, independent of them, would be sqrt(|start|^2 + |init|^2) > |start| away; the fine-tuned
+    # ones moved up to 0.63 |start| in the runs seen, the amount varying with the thread count)
     for i, (start, fc) in enumerate(zip(phase1_fcs, model2.head.exits)):
         moved = (fc.fc.weight[:, :start.size(1)] - start).norm()
-        assert 0 < moved < 0.5 * start.norm(), i
+        assert 0 < moved < start.norm(), i
     for k, v in model2.backbone.state_dict().items():  # frozen: weights and BN statistics unchanged
         assert torch.equal(v, phase1_backbone[k]), k
     phase2_ckpt = str(tmp_path / 'phase2' / 'epoch_2.pth')
