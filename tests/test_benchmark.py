@@ -18,7 +18,7 @@ from mmadn.analysis.benchmark import interleave_latencies
 from mmadn.datasets import make_classification_folder
 from mmadn.models import ResNetADN, recalibrate_norms, recalibrated
 
-from ._cli import ROOT, run_tool
+from ._cli import ROOT, THREADS, run_tool
 
 CLS_CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 
@@ -149,7 +149,7 @@ def test_benchmark_stopped_midway_keeps_what_it_measured(cls_checkpoint, tmp_pat
     # SIGINT's default restored in the child: a shell's background job (CI under nohup ... &) ignores it, and
     # Python keeps an inherited SIG_IGN, so Ctrl-C would never reach the tool
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, 'OMP_NUM_THREADS': '2'},
+                            env={**os.environ, 'OMP_NUM_THREADS': THREADS},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     report = tmp_path / 'subnets.json'
     deadline = time.time() + 300
