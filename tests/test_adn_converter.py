@@ -6,7 +6,7 @@ import torch
 
 from mmadn.utils import safe_torch_load
 
-from ._cli import run_tool
+from ._cli import load_tool, run_tool
 from .test_mobilenet_v2_adn import _classifier as mobilenet_v2_classifier
 from .test_swin_adn import _tiny_classifier as swin_classifier
 from .test_vit_adn import _classifier as vit_classifier
@@ -106,13 +106,7 @@ SWIN_MERGING_PAIRS = {'features.1.norm_skip.weight': 'backbone.stages.0.downsamp
 
 
 def _load_converter():
-    import importlib.util
-
-    from ._cli import ROOT
-    spec = importlib.util.spec_from_file_location('adn_converter', f'{ROOT}/{TOOL}')
-    converter = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(converter)
-    return converter
+    return load_tool(TOOL)
 
 
 @pytest.mark.parametrize('arch', sorted(RELEASED_MODELS))

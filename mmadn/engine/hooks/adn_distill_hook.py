@@ -35,7 +35,7 @@ class ADNDistillHook(Hook):
         teacher, student (str): the pair of sub-networks trained. Default ``'super'`` and ``'base'``.
         student_task_loss_weight (float): the student's own task loss weight (0: off, as released).
         student_holds (sequence of str, optional): modules whose weights the student's pass uses without training
-            them. Default: a detector's neck when its outputs are distilled (docs/adn.md, "The FPN term"); ``()``
+            them. Default: a detector's neck when its outputs are distilled (docs/adn.md, "Holding the neck"); ``()``
             holds nothing.
     """
 

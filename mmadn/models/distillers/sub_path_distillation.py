@@ -38,7 +38,7 @@ def default_student_holds(model: nn.Module, features: Dict[str, dict]) -> List[s
     """Detection: the neck, when its outputs are distilled. It is shared by both sub-networks, and the base-net's
     gradient would otherwise let it lower the KL by becoming blind to the backbone's depth; holding it cost the
     super-net 0.016 bbox mAP against training without the hook, where the unheld neck cost 0.054 (docs/adn.md,
-    "The FPN term"). Classification: nothing (the released recipe trains the head with its logits term)."""
+    "Holding the neck"). Classification: nothing (the released recipe trains the head with its logits term)."""
     distills_neck = any(name == 'neck' or name.startswith('neck.') for name in features)
     return ['neck'] if distills_neck and getattr(model, 'neck', None) is not None and not _is_classifier(model) else []
 
