@@ -8,7 +8,7 @@
 # shapes: 21 % top-1 after 500 iterations). The residual branches do not start at zero, as in the paper's ImageNet
 # recipe (configs/resnet50_adn_4xb64_in1k.py): with the digits recipe's zero_init_residual they stayed so small in
 # 600 iterations that skipping them cost little even without ADN, and nothing showed what ADN buys (BENCHMARKS.md,
-# "zero_init_residual").
+# "The earlier recipe").
 _base_ = './resnet18_adn_synthetic_cls.py'
 
 data_root = 'data/synthetic_crops'
