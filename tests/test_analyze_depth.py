@@ -1,6 +1,5 @@
 """Issue 17: tools/analysis_tools/analyze_depth.py, the ADN paper's depth analyses (sub-network quality, twin-norm
 distances, stage divergence, Grad-CAM per block), on tiny checkpoints trained here with the real stack."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -17,7 +16,7 @@ from mmadn.datasets import make_classification_folder, make_coco_instances
 from mmadn.models import ResNetADN
 from mmadn.utils import load_config
 
-from ._cli import ROOT
+from ._cli import load_tool
 
 CLS_CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 DET_CONFIG = 'configs/demo/faster_rcnn_r18_adn_fpn_synthetic.py'
@@ -25,10 +24,7 @@ TOOL = 'tools/analysis_tools/analyze_depth.py'
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('analyze_depth', osp.join(ROOT, TOOL))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(TOOL)
 
 
 # ---- the pieces, by hand ------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """Issue 5: norm recalibration, the Pareto front, and benchmark_subnets end to end on a classification config;
 issue 13 (items 5, 6): its arguments checked first, a partial report kept, every row recalibrated."""
 import copy
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -18,7 +17,7 @@ from mmadn.analysis.benchmark import interleave_latencies
 from mmadn.datasets import make_classification_folder
 from mmadn.models import ResNetADN, recalibrate_norms, recalibrated
 
-from ._cli import ROOT, THREADS, run_tool
+from ._cli import ROOT, THREADS, load_tool, run_tool
 
 CLS_CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 
@@ -116,11 +115,7 @@ def test_latencies_are_timed_in_rounds_over_the_subnets():
 
 
 def _benchmark_tool():
-    spec = importlib.util.spec_from_file_location('benchmark_subnets',
-                                                  osp.join(ROOT, 'tools/analysis_tools/benchmark_subnets.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis_tools/benchmark_subnets.py')
 
 
 @pytest.mark.parametrize('args, says', [

@@ -12,7 +12,7 @@ from mmengine.config import Config
 
 from mmadn.datasets import DET_CLASSES, make_instance_crops
 
-from ._cli import ROOT, THREADS, run_tool
+from ._cli import ROOT, THREADS, load_tool, run_tool
 
 DET_CONFIG = 'configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py'
 
@@ -34,12 +34,7 @@ def test_instance_crops_are_balanced_deterministic_and_show_the_detection_classe
 
 
 def test_cls_to_det_backbone_prints_a_next_step_that_merges_into_the_config():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('cls_to_det_backbone',
-                                                  osp.join(ROOT, 'tools/model_converters/cls_to_det_backbone.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    next_step = tool.next_step
+    next_step = load_tool('tools/model_converters/cls_to_det_backbone.py').next_step
     cfg = Config.fromfile(osp.join(ROOT, DET_CONFIG))
     printed = next_step(cfg.model.backbone.init_cfg, 'x.pth')
     key, value = printed.split('--cfg-options ')[1].split('=')
