@@ -75,8 +75,10 @@ def test_demo_runs_every_stage_and_reuses_finished_ones(tmp_path):
     report = json.load(open(tmp_path / 'subnets' / 'subnets.json'))
     rows = {r['skip']: r for r in report['subnets']}
     assert list(rows) == ['FFFF', 'TTFF', 'TTTT']
+    max_dets = Config.fromfile(osp.join(ROOT, DET_CONFIG)).model.test_cfg.rcnn.max_per_img
     for row in rows.values():
         assert {'bbox_mAP', 'segm_mAP', 'gflops', 'latency_ms'} <= set(row)
+        assert 0 <= row['detections'] <= max_dets  # what the heads worked on in the timed image
     assert rows['TTTT']['gflops'] < rows['TTFF']['gflops'] < rows['FFFF']['gflops']
     assert osp.getsize(tmp_path / 'subnets' / 'subnets.png') > 0
     assert '| FFFF |' in output  # the table is printed

@@ -5,6 +5,7 @@ import os.path as osp
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
+from mmengine.hooks import Hook
 
 from mmadn.models import adaptive_backbones, recalibrated, subnet
 from mmadn.models.utils.adaptive_depth import parse_skip, skip_to_str
@@ -103,8 +104,16 @@ def measure_subnets(runner,
 
 
 def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, predict, warmup, runs) -> Dict:
-    """Quality, parameters, FLOPs, PyTorch latency and peak memory of the active sub-network."""
-    metrics = runner.test_loop.run()
+    """Quality, parameters, FLOPs, PyTorch latency and peak memory of the active sub-network (and a detector's
+    detections per test image)."""
+    counter = _DetectionCounter() if task == 'detection' else None
+    if counter is not None:
+        runner.register_hook(counter, priority='LOWEST')
+    try:
+        metrics = runner.test_loop.run()
+    finally:
+        if counter is not None:
+            runner.hooks.remove(counter)
     model.to(device).eval()
     row = dict(skip=skip, blocks=len(backbone.active_blocks()))
     for key in QUALITY_KEYS[task]:
@@ -118,7 +127,22 @@ def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, p
     row['backbone_latency_ms'] = measure_latency(lambda: model.backbone(inputs), device, warmup, runs)['median_ms']
     with torch.no_grad():
         row['peak_mem_mib'] = peak_memory(predict, device)
+    if counter is not None and counter.images:
+        row['detections'] = counter.detections / counter.images
     return row
+
+
+class _DetectionCounter(Hook):
+    """Detections per test image: the RoI heads' work grows with them (the mask head runs once per detection), so
+    a sub-network that keeps more of them can lose in the heads what its backbone saved."""
+
+    def __init__(self) -> None:
+        self.images = self.detections = 0
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        for sample in outputs or ():
+            self.images += 1
+            self.detections += len(sample.pred_instances)
 
 
 def _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device, warmup, runs) -> Dict[str, Callable]:
