@@ -337,11 +337,31 @@ def test_normalized_kl_sees_the_pattern_not_the_scale():
     assert feature_kl(t, 2 * t, 'channel', normalize=True).abs() < 1e-5
 
 
+def test_a_feature_takes_several_terms_each_logged_by_its_mode():
+    """The spatial softmax cannot see a constant offset per channel, the channel softmax one per position: a list
+    gives the map both terms."""
+    detector = _detector()
+    objective = SubPathDistillation(detector, detector.loss, features=dict(neck=['spatial', 'channel']))
+    inputs, samples = _det_batch()
+    losses = objective(inputs, samples)
+    with torch.no_grad(), subnet(detector, 'super'):
+        t = detector.extract_feat(inputs)
+    with torch.no_grad(), subnet(detector, 'base'):
+        s = detector.extract_feat(inputs)
+    for level in range(len(t)):
+        for mode in ('spatial', 'channel'):
+            torch.testing.assert_close(losses[f'loss_kl_neck_{mode}_{level}'],
+                                       0.5 * feature_kl(t[level], s[level], mode))
+    assert not any(k.startswith('loss_kl_neck_') and k[len('loss_kl_neck_'):].isdigit() for k in losses)
+    with pytest.raises(ValueError, match='each mode at most once'):
+        SubPathDistillation(detector, detector.loss, features=dict(neck=['spatial', dict(mode='spatial')]))
+
+
 def test_features_take_normalize_and_the_defaults_keep_their_forms():
     detector = _detector()
     objective = SubPathDistillation(detector, detector.loss, features=dict(neck=dict(mode='channel',
                                                                                       normalize=True)))
-    assert objective.features['neck']['normalize'] is True
+    assert objective.features['neck'][0]['normalize'] is True
     inputs, samples = _det_batch()
     losses = objective(inputs, samples)
     with torch.no_grad(), subnet(detector, 'super'):
@@ -351,6 +371,6 @@ def test_features_take_normalize_and_the_defaults_keep_their_forms():
     torch.testing.assert_close(losses['loss_kl_neck_0'], 0.5 * feature_kl(t[0], s[0], 'channel', normalize=True))
     classifier = _classifier()
     released = SubPathDistillation(classifier, classifier.loss)
-    assert all(not spec.get('normalize') for spec in released.features.values())
+    assert all(not spec.get('normalize') for specs in released.features.values() for spec in specs)
     with pytest.raises(ValueError, match='not to logits'):
         SubPathDistillation(classifier, classifier.loss, features=dict(head=dict(mode='logits', normalize=True)))

@@ -85,8 +85,9 @@ class SubPathDistillation:
     Args:
         model: the detector / classifier (unwrapped) with an ADN backbone.
         task_loss: the model's original ``loss`` (bound method).
-        features: module name -> ``mode`` or ``dict(mode=..., levels=None, weight=1.0)``; modes are the
-            feature modes of ``feature_kl`` ('channel', 'spatial', 'pooled') and 'logits'.
+        features: module name -> ``mode`` or ``dict(mode=..., levels=None, weight=1.0)``, or a list of them (one
+            KL term each, logged as ``loss_kl_<name>_<mode>``); modes are the feature modes of ``feature_kl``
+            ('channel', 'spatial', 'pooled') and 'logits'.
         alpha: weight of the teacher's task losses; KL terms get ``1 - alpha``.
         temperature: softmax temperature T (losses are multiplied by T^2).
         logits_topk: restrict the logits KL to the teacher's top-k classes.
@@ -139,26 +140,36 @@ class SubPathDistillation:
         self._student_needs_head = any(name == 'head' or name.startswith('head.') for name in self.features)
 
     @staticmethod
-    def _normalise(features: Dict[str, FeatureSpec]) -> Dict[str, dict]:
+    def _normalise(features: Dict[str, Union[FeatureSpec, Sequence[FeatureSpec]]]) -> Dict[str, List[dict]]:
+        """name -> its list of terms (a module may take several, e.g. ``['spatial', 'channel']``: each softmax is
+        blind to a different constant offset of the map)."""
         out = {}
-        for name, spec in features.items():
-            spec = dict(mode=spec) if isinstance(spec, str) else dict(spec)
-            mode = spec.setdefault('mode', 'channel')
-            if mode not in FEATURE_MODES + ('logits', ):
-                raise ValueError(f"Unknown mode {mode!r} for feature {name!r}; choose from "
-                                 f"{FEATURE_MODES + ('logits', )}.")
-            unknown = set(spec) - {'mode', 'levels', 'weight', 'normalize'}
-            if unknown:
-                raise ValueError(f'Unknown option(s) {sorted(unknown)} for feature {name!r}; '
-                                 "allowed: 'mode', 'levels', 'weight', 'normalize'.")
-            if spec.get('normalize') and mode == 'logits':
-                raise ValueError(f"normalize applies to feature maps, not to logits (feature {name!r}).")
-            spec.setdefault('levels', None)
-            spec.setdefault('weight', 1.0)
-            out[name] = spec
+        for name, specs in features.items():
+            specs = list(specs) if isinstance(specs, (list, tuple)) else [specs]
+            out[name] = [SubPathDistillation._normalise_spec(name, spec) for spec in specs]
+            modes = [spec['mode'] for spec in out[name]]
+            if not modes or len(set(modes)) < len(modes):
+                raise ValueError(f'feature {name!r}: give each mode at most once, got {modes}.')
         if not out:
             raise ValueError('features is empty: name at least one module whose output to distill.')
         return out
+
+    @staticmethod
+    def _normalise_spec(name: str, spec: FeatureSpec) -> dict:
+        spec = dict(mode=spec) if isinstance(spec, str) else dict(spec)
+        mode = spec.setdefault('mode', 'channel')
+        if mode not in FEATURE_MODES + ('logits', ):
+            raise ValueError(f"Unknown mode {mode!r} for feature {name!r}; choose from "
+                             f"{FEATURE_MODES + ('logits', )}.")
+        unknown = set(spec) - {'mode', 'levels', 'weight', 'normalize'}
+        if unknown:
+            raise ValueError(f'Unknown option(s) {sorted(unknown)} for feature {name!r}; '
+                             "allowed: 'mode', 'levels', 'weight', 'normalize'.")
+        if spec.get('normalize') and mode == 'logits':
+            raise ValueError(f"normalize applies to feature maps, not to logits (feature {name!r}).")
+        spec.setdefault('levels', None)
+        spec.setdefault('weight', 1.0)
+        return spec
 
     @property
     def distills(self) -> bool:
@@ -185,17 +196,18 @@ class SubPathDistillation:
             student_features = {name: recorded.last(name) for name in recorded.outputs}
 
         kl_weight = 1.0 - self.alpha
-        for name, spec in self.features.items():
-            key = 'loss_kl_' + name.replace('.', '_')
+        for name, specs in self.features.items():
             teacher_out = _as_tensors(teacher_features[name])
             student_out = _as_tensors(student_features[name])
-            levels = range(len(teacher_out)) if spec['levels'] is None else spec['levels']
-            for level in levels:
-                t, s = teacher_out[level], student_out[level]
-                if spec['mode'] == 'logits':
-                    kl = logits_kl(t, s, self.temperature, self.logits_topk)
-                else:
-                    kl = feature_kl(t, s, spec['mode'], self.temperature, spec.get('normalize', False))
-                suffix = f'_{level}' if len(teacher_out) > 1 else ''
-                losses[key + suffix] = kl * (kl_weight * spec['weight'])
+            for spec in specs:
+                key = 'loss_kl_' + name.replace('.', '_') + (f'_{spec["mode"]}' if len(specs) > 1 else '')
+                levels = range(len(teacher_out)) if spec['levels'] is None else spec['levels']
+                for level in levels:
+                    t, s = teacher_out[level], student_out[level]
+                    if spec['mode'] == 'logits':
+                        kl = logits_kl(t, s, self.temperature, self.logits_topk)
+                    else:
+                        kl = feature_kl(t, s, spec['mode'], self.temperature, spec.get('normalize', False))
+                    suffix = f'_{level}' if len(teacher_out) > 1 else ''
+                    losses[key + suffix] = kl * (kl_weight * spec['weight'])
         return losses
