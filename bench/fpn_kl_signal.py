@@ -3,10 +3,11 @@
     python bench/fpn_kl_signal.py CONFIG CKPT [CKPT ...] [--batches 5]
 
 For each detector checkpoint, on the first validation batches of CONFIG: per FPN level, the super-net's feature
-scale (std), the relative distance ||f_base - f_super|| / ||f_super||, and the neck KL term as ADNDistillHook
-computes it in 'channel' mode, raw and with ``normalize=True``; and, for one training batch, the gradient the KL
-term sends into the base-net's twin norms beside the one the task loss sends into the backbone. This is the
-measurement behind the detection default of docs/adn.md ("The FPN term").
+scale (std), the relative distance ||f_base - f_super|| / ||f_super||, the neck KL term as ADNDistillHook
+computes it in 'channel' mode, raw and with ``normalize=True``, and the shares of the squared deviation that are
+a constant offset per channel (invisible to 'spatial') and per position (invisible to 'channel'); and, for one
+training batch, the gradient the KL term sends into the base-net's twin norms beside the one the task loss sends
+into the backbone. This is the measurement behind the detection default of docs/adn.md ("The FPN term").
 """
 import argparse
 import os.path as osp
@@ -22,6 +23,15 @@ from mmadn.models import SubPathDistillation, feature_kl, subnet  # noqa: E402
 from mmadn.utils import load_config  # noqa: E402
 
 
+def offset_shares(sup, base):
+    """Shares of ||f_base - f_super||^2 that are a constant per image and channel (what the spatial softmax cannot
+    see) and a constant per image and position (what the channel softmax cannot see)."""
+    diff = base - sup
+    total = diff.pow(2).sum()
+    return dict(per_channel=(diff.mean(dim=(2, 3), keepdim=True).expand_as(diff).pow(2).sum() / total).item(),
+                per_position=(diff.mean(dim=1, keepdim=True).expand_as(diff).pow(2).sum() / total).item())
+
+
 def level_stats(model, batches):
     rows = None
     for data in batches:
@@ -31,7 +41,8 @@ def level_stats(model, batches):
             base = model.extract_feat(data['inputs'])
         stats = [dict(std=s.std().item(), rel_dist=((b - s).norm() / s.norm()).item(),
                       kl_raw=feature_kl(s, b, 'channel').item(),
-                      kl_normalized=feature_kl(s, b, 'channel', normalize=True).item()) for s, b in zip(sup, base)]
+                      kl_normalized=feature_kl(s, b, 'channel', normalize=True).item(),
+                      **offset_shares(s, b)) for s, b in zip(sup, base)]
         rows = stats if rows is None else [{k: r[k] + s[k] for k in r} for r, s in zip(rows, stats)]
     return [{k: v / len(batches) for k, v in r.items()} for r in rows]
 
@@ -74,10 +85,12 @@ def main():
         val = iter(runner.val_dataloader)
         batches = [model.data_preprocessor(next(val), False) for _ in range(args.batches)]
         print(f'\n{ckpt}')
-        print('| level | super-net std | rel. distance base vs super | KL channel (raw) | KL channel (normalize) |')
-        print('|---|---|---|---|---|')
+        print('| level | super-net std | rel. distance base vs super | KL channel (raw) | KL channel (normalize) | '
+              'offset share per channel (spatial-blind) | per position (channel-blind) |')
+        print('|---|---|---|---|---|---|---|')
         for i, r in enumerate(level_stats(model, batches)):
-            print(f'| P{i + 2} | {r["std"]:.3f} | {r["rel_dist"]:.3f} | {r["kl_raw"]:.2e} | {r["kl_normalized"]:.3f} |')
+            print(f'| P{i + 2} | {r["std"]:.3f} | {r["rel_dist"]:.3f} | {r["kl_raw"]:.2e} | {r["kl_normalized"]:.3f} | '
+                  f'{r["per_channel"]:.3f} | {r["per_position"]:.3f} |')
         train = model.data_preprocessor(next(iter(runner.train_dataloader)), True)
         print('\n| neck term | sum of KL terms (x 0.5 in the loss) | grad into twins from KL | grad into their shared '
               'norms from the task losses | ratio |\n|---|---|---|---|---|')
