@@ -337,17 +337,23 @@ def test_normalized_kl_sees_the_pattern_not_the_scale():
     assert feature_kl(t, 2 * t, 'channel', normalize=True).abs() < 1e-5
 
 
-def test_a_feature_takes_several_terms_each_logged_by_its_mode():
-    """The spatial softmax cannot see a constant offset per channel, the channel softmax one per position: a list
-    gives the map both terms."""
-    detector = _detector()
-    objective = SubPathDistillation(detector, detector.loss, features=dict(neck=['spatial', 'channel']))
+def _losses_and_neck_features(detector, objective):
+    """The objective's losses on one batch, and the super-net's and base-net's FPN outputs on it."""
     inputs, samples = _det_batch()
     losses = objective(inputs, samples)
     with torch.no_grad(), subnet(detector, 'super'):
         t = detector.extract_feat(inputs)
     with torch.no_grad(), subnet(detector, 'base'):
         s = detector.extract_feat(inputs)
+    return losses, t, s
+
+
+def test_a_feature_takes_several_terms_each_logged_by_its_mode():
+    """The spatial softmax cannot see a constant offset per channel, the channel softmax one per position: a list
+    gives the map both terms."""
+    detector = _detector()
+    objective = SubPathDistillation(detector, detector.loss, features=dict(neck=['spatial', 'channel']))
+    losses, t, s = _losses_and_neck_features(detector, objective)
     for level in range(len(t)):
         for mode in ('spatial', 'channel'):
             torch.testing.assert_close(losses[f'loss_kl_neck_{mode}_{level}'],
@@ -362,12 +368,7 @@ def test_features_take_normalize_and_the_defaults_keep_their_forms():
     objective = SubPathDistillation(detector, detector.loss, features=dict(neck=dict(mode='channel',
                                                                                       normalize=True)))
     assert objective.features['neck'][0]['normalize'] is True
-    inputs, samples = _det_batch()
-    losses = objective(inputs, samples)
-    with torch.no_grad(), subnet(detector, 'super'):
-        t = detector.extract_feat(inputs)
-    with torch.no_grad(), subnet(detector, 'base'):
-        s = detector.extract_feat(inputs)
+    losses, t, s = _losses_and_neck_features(detector, objective)
     torch.testing.assert_close(losses['loss_kl_neck_0'], 0.5 * feature_kl(t[0], s[0], 'channel', normalize=True))
     classifier = _classifier()
     released = SubPathDistillation(classifier, classifier.loss)
