@@ -27,7 +27,8 @@ class ADNDistillHook(Hook):
         alpha (float): weight of the super-net's task losses; the KL terms get ``1 - alpha``. Default 0.5.
         temperature (float): softmax temperature T; terms are scaled by T^2. Default 1 (as released).
         features (dict, optional): module name -> mode (``'channel'``, ``'spatial'``, ``'pooled'``,
-            ``'logits'``) or ``dict(mode=..., levels=..., weight=..., normalize=...)``. Default: detection, every
+            ``'logits'``) or ``dict(mode=..., levels=..., weight=..., normalize=...)``, or a list of them (one
+            term per mode, e.g. ``neck=['spatial', 'channel']``). Default: detection, every
             neck level with a softmax over positions per channel (docs/adn.md, "The FPN term"); classification,
             the pooled stage features and the logits.
         logits_topk (int, optional): restrict the logits KL to the super-net's top-k classes (500 in the
@@ -44,7 +45,7 @@ class ADNDistillHook(Hook):
     def __init__(self,
                  alpha: float = 0.5,
                  temperature: float = 1.0,
-                 features: Optional[Dict[str, Union[str, dict]]] = None,
+                 features: Optional[Dict[str, Union[str, dict, list]]] = None,
                  logits_topk: Optional[int] = None,
                  teacher: str = 'super',
                  student: str = 'base',
