@@ -221,7 +221,8 @@ def test_tool_on_a_two_stage_detector(tmp_path_factory, tmp_path):
     options.update({f'{s}_dataloader.{k}': v for s in ('train', 'val', 'test')
                     for k, v in (('num_workers', 0), ('persistent_workers', False))})
     options.update({f'{s}_evaluator.ann_file': root + 'annotations/instances_val2017.json' for s in ('val', 'test')})
-    options.update({'model.backbone.init_cfg': None, 'model.backbone.zero_init_residual': False})
+    options.update({'model.backbone.init_cfg': None, 'model.backbone.zero_init_residual': False,
+                    'model.test_cfg.rcnn.score_thr': 0.05})  # one iteration scores below the demo's 0.3
     ckpt = _train(DET_CONFIG, tmp_path_factory.mktemp('det_work'),
                   {**options, 'train_dataloader.batch_size': 2, 'train_cfg.max_iters': 1,
                    'default_hooks.checkpoint.interval': 1})

@@ -52,7 +52,9 @@ def _demo(work_dir):
            'DETECTOR_OPTIONS': 'train_cfg.max_iters=3 default_hooks.logger.interval=1 '
                                'val_dataloader.dataset.indices=8',
            'SKIPS': 'FFFF ttff base',
-           'BENCH_ARGS': '--runs 1 --warmup 0 --cfg-options test_dataloader.dataset.indices=16'}
+           # three iterations score below the demo's test threshold 0.3
+           'BENCH_ARGS': '--runs 1 --warmup 0 --cfg-options test_dataloader.dataset.indices=16 '
+                         'model.test_cfg.rcnn.score_thr=0.05'}
     proc = subprocess.run(['bash', 'scripts/demo.sh'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]

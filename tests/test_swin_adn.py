@@ -379,8 +379,8 @@ def test_algorithm_1_defaults_give_token_kl_and_reach_the_twins():
     samples = [DataSample().set_gt_label(i) for i in range(2)]
     objective = SubPathDistillation(model, model.loss)
     assert objective.features == {
-        **{f'backbone.stages.{i}': dict(mode='tokens', levels=None, weight=1.0) for i in range(3)},
-        'head': dict(mode='logits', levels=None, weight=1.0)
+        **{f'backbone.stages.{i}': [dict(mode='tokens', levels=None, weight=1.0)] for i in range(3)},
+        'head': [dict(mode='logits', levels=None, weight=1.0)]
     }
     losses = objective(inputs, samples)
     assert set(losses) == {'loss', 'loss_kl_head', *[f'loss_kl_backbone_stages_{i}' for i in range(3)]}

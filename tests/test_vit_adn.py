@@ -306,8 +306,8 @@ def test_algorithm1_trains_the_twins_through_token_features_and_logits():
     samples = [DataSample().set_gt_label(i % 10) for i in range(4)]
     objective = SubPathDistillation(model, model.loss)
     assert objective.features == {
-        **{f'backbone.group_outputs.{g}': dict(mode='tokens', levels=None, weight=1.0) for g in range(3)},
-        'head': dict(mode='logits', levels=None, weight=1.0)}
+        **{f'backbone.group_outputs.{g}': [dict(mode='tokens', levels=None, weight=1.0)] for g in range(3)},
+        'head': [dict(mode='logits', levels=None, weight=1.0)]}
     losses = objective(inputs, samples)
     assert set(losses) == {'loss', 'loss_kl_head'} | {f'loss_kl_backbone_group_outputs_{g}' for g in range(3)}
     assert all(torch.isfinite(v) for v in losses.values())
