@@ -66,10 +66,9 @@ def main():
     parser.add_argument('--images', type=int, default=8, help='test images, timed one at a time')
     parser.add_argument('--runs', type=int, default=10, help='timed rounds (after 2 warm-up rounds)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
-    cfg = load_config(args.config)
-    cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     cfg.work_dir = osp.join('work_dirs', 'detector_latency_parts')
     cfg.load_from = args.checkpoint
     cfg.custom_hooks = []
