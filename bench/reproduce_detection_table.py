@@ -3,6 +3,8 @@ at small scale on the embedded generated data with the demo's recipe (scripts/de
 
     python bench/reproduce_detection_table.py [--seeds 0 1] [--work-dir work_dirs/repro] [--out FILE.md]
         [--pretrain-cfg-options model.backbone.zero_init_residual=True]   (e.g. the earlier demo pretraining)
+        [--detectors adn --det-cfg-options "custom_hooks.0.features.neck=[spatial,pooled]" --tag pooled]
+                                         (a variant of some detectors, beside the others: det_adn-pooled/)
 
 Per seed (the runs' ``randomness.seed``; the data is the demo's, fixed):
   pretraining   adn:   ResNet-18-ADN classifier with Algorithm 1 (configs/demo/resnet18_adn_shapes_cls.py)
@@ -104,9 +106,11 @@ def benchmark(checkpoint, out_dir, skips):
         return {row['skip']: row for row in json.load(f)['subnets']}
 
 
-def run_seed(seed, work_dir, pretrain_options=None):
+def run_seed(seed, work_dir, pretrain_options=None, detectors=tuple(DETECTORS), det_options=None, tag=''):
     backbones = {}
     for name, changes in PRETRAININGS.items():
+        if not any(DETECTORS[d][0] == name for d in detectors):
+            continue
         work = osp.join(work_dir, f'seed{seed}', f'pretrain_{name}')
         ckpt = train(CLS_CONFIG, work, seed, **changes, **(pretrain_options or {}))
         init = osp.join(work, 'backbone_for_detection.pth')
@@ -115,10 +119,11 @@ def run_seed(seed, work_dir, pretrain_options=None):
             run('tools/model_converters/cls_to_det_backbone.py', ckpt, det_config, init)
         backbones[name] = init
     results = {}
-    for name, (pretraining, changes, skips) in DETECTORS.items():
-        work = osp.join(work_dir, f'seed{seed}', f'det_{name}')
+    for name in detectors:
+        pretraining, changes, skips = DETECTORS[name]
+        work = osp.join(work_dir, f'seed{seed}', f'det_{name}' + (f'-{tag}' if tag else ''))
         init_cfg = {'model.backbone.init_cfg.checkpoint': backbones[pretraining]}
-        ckpt = train(DET_CONFIG, work, seed, **changes, **init_cfg)
+        ckpt = train(DET_CONFIG, work, seed, **changes, **init_cfg, **(det_options or {}))
         results[name] = benchmark(ckpt, osp.join(work, 'subnets'), skips)
     return results
 
@@ -133,6 +138,8 @@ def table(per_seed, seeds):
              '100 images), COCO AP from pycocotools.', '',
              '| row | bbox mAP | segm mAP | GFLOPs (whole detector, 160x160) |', '|---|---|---|---|']
     for label, detector, skip in ROWS:
+        if detector not in per_seed[0]:
+            continue
         rows = [r[detector][skip] for r in per_seed]
         lines.append(f'| {label} | {fmt([r["bbox_mAP"] for r in rows])} | {fmt([r["segm_mAP"] for r in rows])} | '
                      f'{statistics.mean(r["gflops"] for r in rows):.3f} |')
@@ -146,12 +153,21 @@ def main():
     parser.add_argument('--out', help='also write the table to this Markdown file')
     parser.add_argument('--pretrain-cfg-options', nargs='+', action=DictAction, default={},
                         help='changes to every pretraining config, e.g. model.backbone.zero_init_residual=True')
+    parser.add_argument('--detectors', nargs='+', choices=list(DETECTORS), default=list(DETECTORS),
+                        help='train and measure only these detectors (and the pretrainings they start from)')
+    parser.add_argument('--det-cfg-options', nargs='+', action=DictAction, default={},
+                        help='changes to those detectors\' configs, e.g. custom_hooks.0.alpha=0.3 (with --tag)')
+    parser.add_argument('--tag', default='', help='suffix of the changed detectors\' work dirs (det_NAME-TAG)')
     args = parser.parse_args()
+    if args.det_cfg_options and not args.tag:
+        parser.error('--det-cfg-options changes the detectors: name the variant with --tag, so that the default '
+                     'runs in the same work dir are not reused for it (or overwritten)')
     for tool, cmd in (('data/synthetic_coco/annotations/instances_val2017.json', 'tools/misc/make_synthetic_coco.py'),
                       ('data/synthetic_crops/val', 'tools/misc/make_synthetic_crops.py')):
         if not osp.exists(osp.join(ROOT, tool)):
             run(cmd)
-    per_seed = [run_seed(seed, args.work_dir, args.pretrain_cfg_options) for seed in args.seeds]
+    per_seed = [run_seed(seed, args.work_dir, args.pretrain_cfg_options, args.detectors, args.det_cfg_options,
+                         args.tag) for seed in args.seeds]
     text = table(per_seed, args.seeds)
     print(text)
     if args.out:

@@ -213,3 +213,23 @@ def test_every_row_runs_with_its_recalibrated_statistics_and_the_checkpoints_com
     assert set(rows[1][1]) == {'backbone.bn1', 'backbone.layer2.0.bn1_skip'}  # the base-net: the twin
     for key, value in model.state_dict().items():  # after the loop: the checkpoint's statistics, not the init's
         assert torch.equal(value, checkpoint_state[key]), key
+
+
+def test_a_detector_without_detections_scores_zero_and_a_missing_metric_is_named():
+    """CocoMetric returns no metric when nothing was detected; the row then records AP 0 instead of failing at the
+    plot after every row was measured. A missing ranking metric with detections is the evaluator's fault."""
+    from mmadn.analysis.benchmark import _DetectionCounter, _quality
+    counter = _DetectionCounter()
+    counter.after_test_iter(None, 0, outputs=[_Sample(0), _Sample(0)])
+    assert _quality({}, 'detection', 'TTTT', counter) == {'bbox_mAP': 0.0, 'segm_mAP': 0.0}
+    counter.after_test_iter(None, 1, outputs=[_Sample(3)])
+    with pytest.raises(KeyError, match="no 'coco/bbox_mAP' for skip TTTT.*CocoMetric"):
+        _quality({}, 'detection', 'TTTT', counter)
+    assert _quality({'coco/bbox_mAP': 0.25}, 'detection', 'FFFF', counter) == {'bbox_mAP': 0.25}
+    with pytest.raises(KeyError, match='Accuracy'):
+        _quality({'accuracy/top5': 90.0}, 'classification', 'FFFF', None)
+
+
+class _Sample:
+    def __init__(self, detections):
+        self.pred_instances = [None] * detections

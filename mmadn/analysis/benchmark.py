@@ -1,5 +1,6 @@
 """The measuring loop of ``tools/analysis_tools/benchmark_subnets.py``: one model, loaded once, every depth."""
 import itertools
+import logging
 import os
 import os.path as osp
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
@@ -116,9 +117,7 @@ def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, p
             runner.hooks.remove(counter)
     model.to(device).eval()
     row = dict(skip=skip, blocks=len(backbone.active_blocks()))
-    for key in QUALITY_KEYS[task]:
-        if key in metrics:
-            row[key.split('/')[-1]] = float(metrics[key])
+    row.update(_quality(metrics, task, skip, counter))
     row['params_m'] = active_parameters(model, predict) / 1e6
     row['gflops'] = count_flops(model, lambda x: model(x, samples, mode='tensor'), inputs) / 1e9
     row['backbone_gflops'] = count_flops(model, model.backbone, inputs) / 1e9
@@ -130,6 +129,22 @@ def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, p
     if counter is not None and counter.images:
         row['detections'] = counter.detections / counter.images
     return row
+
+
+def _quality(metrics: Dict, task: str, skip: str, counter: Optional['_DetectionCounter']) -> Dict[str, float]:
+    """The quality columns of a row. A detector that keeps no detection at all gets AP 0 (CocoMetric then returns
+    no metric); a missing ranking metric otherwise means the evaluator is not the one the table needs."""
+    keys = QUALITY_KEYS[task]
+    if counter is not None and counter.images and counter.detections == 0 and not any(k in metrics for k in keys):
+        from mmengine.logging import print_log
+        print_log(f'skip {skip}: no detection on any of the {counter.images} test images (none above the '
+                  'test_cfg score_thr); its COCO AP is 0', logger='current', level=logging.WARNING)
+        return {key.split('/')[-1]: 0.0 for key in keys}
+    if keys[0] not in metrics:
+        wanted = 'CocoMetric with metric bbox' if task == 'detection' else 'Accuracy'
+        raise KeyError(f'the evaluator returned no {keys[0]!r} for skip {skip} (it returned {sorted(metrics)}); the '
+                       f'sub-networks are ranked by it: use {wanted} as the test_evaluator')
+    return {key.split('/')[-1]: float(metrics[key]) for key in keys if key in metrics}
 
 
 class _DetectionCounter(Hook):
