@@ -1,5 +1,6 @@
 """Issue 4: Algorithm 1 checked against a hand computation, gradient isolation, alpha = 1, the hook."""
 import copy
+import re
 
 import pytest
 import torch
@@ -292,6 +293,36 @@ def test_student_holds_keeps_the_kl_out_of_the_neck_weights_but_not_out_of_the_b
     assert SubPathDistillation(model, model.loss, features={'backbone.layer4': 'pooled'}).student_hold_names == []
     classifier = _classifier()
     assert SubPathDistillation(classifier, classifier.loss).student_hold_names == []
+
+
+def test_student_task_loss_weight_adds_the_base_nets_own_task_losses_beside_the_kl():
+    """The option beyond Algorithm 1 (docs/adn.md, "Why the base-net stays below"): the base-net's own task losses,
+    scaled, logged as base_*; the KL terms stay; with the neck held they train the base path, not the neck."""
+    model = _detector()
+    inputs, samples = _det_batch()
+    weight = 0.3
+    objective = SubPathDistillation(model, model.loss, features=dict(neck='spatial'), student_task_loss_weight=weight)
+    torch.manual_seed(1)
+    losses = objective(inputs, samples)
+    torch.manual_seed(1)  # the same sampling: the teacher's pass first, then the student's
+    with subnet(model, 'super'):
+        model.loss(inputs, samples)
+    with subnet(model, 'base'):
+        base = model.loss(inputs, samples)
+    base_keys = sorted(k for k in losses if k.startswith('base_'))
+    assert base_keys == sorted(f'base_{k}' for k in base if 'loss' in k)
+    for key in base_keys:
+        got, want = losses[key], base[key[len('base_'):]]
+        got = sum(got) if isinstance(got, list) else got
+        want = sum(want) if isinstance(want, list) else want
+        torch.testing.assert_close(got, weight * want, rtol=1e-5, atol=1e-6)
+    assert sorted(k for k in losses if k.startswith('loss_kl')) == [f'loss_kl_neck_{i}' for i in range(5)]
+    grads = _grads(model, {k: sum(v) if isinstance(v, list) else v for k, v in losses.items()}, base_keys)
+    assert grads['backbone.layer4.0.bn2_skip.weight'].abs().sum() > 0  # the base-net's twin norm
+    assert grads['roi_head.bbox_head.fc_cls.weight'].abs().sum() > 0  # the shared heads
+    assert all(g is None or not g.any() for n, g in grads.items() if n.startswith('neck.'))  # held
+    skipped = [n for n in grads if re.match(r'backbone\.layer\d\.1\.', n)]  # ResNet-18: block 1 of each stage
+    assert skipped and all(grads[n] is None or not grads[n].any() for n in skipped)
 
 
 def test_objective_rejects_bad_settings():
