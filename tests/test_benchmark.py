@@ -222,6 +222,7 @@ def test_a_detector_without_detections_scores_zero_and_a_missing_metric_is_named
     counter = _DetectionCounter()
     counter.after_test_iter(None, 0, outputs=[_Sample(0), _Sample(0)])
     assert _quality({}, 'detection', 'TTTT', counter) == {'bbox_mAP': 0.0, 'segm_mAP': 0.0}
+    assert _quality({}, 'detection', 'TTTT', counter, evaluated=['bbox']) == {'bbox_mAP': 0.0}  # Faster R-CNN
     counter.after_test_iter(None, 1, outputs=[_Sample(3)])
     with pytest.raises(KeyError, match="no 'coco/bbox_mAP' for skip TTTT.*CocoMetric"):
         _quality({}, 'detection', 'TTTT', counter)

@@ -117,7 +117,8 @@ def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, p
             runner.hooks.remove(counter)
     model.to(device).eval()
     row = dict(skip=skip, blocks=len(backbone.active_blocks()))
-    row.update(_quality(metrics, task, skip, counter))
+    evaluated = [name for metric in runner.test_evaluator.metrics for name in getattr(metric, 'metrics', ())]
+    row.update(_quality(metrics, task, skip, counter, evaluated))
     row['params_m'] = active_parameters(model, predict) / 1e6
     row['gflops'] = count_flops(model, lambda x: model(x, samples, mode='tensor'), inputs) / 1e9
     row['backbone_gflops'] = count_flops(model, model.backbone, inputs) / 1e9
@@ -131,15 +132,17 @@ def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, p
     return row
 
 
-def _quality(metrics: Dict, task: str, skip: str, counter: Optional['_DetectionCounter']) -> Dict[str, float]:
-    """The quality columns of a row. A detector that keeps no detection at all gets AP 0 (CocoMetric then returns
-    no metric); a missing ranking metric otherwise means the evaluator is not the one the table needs."""
+def _quality(metrics: Dict, task: str, skip: str, counter: Optional['_DetectionCounter'],
+             evaluated: Sequence[str] = ('bbox', 'segm')) -> Dict[str, float]:
+    """The quality columns of a row. A detector that keeps no detection at all gets AP 0 for each metric its
+    CocoMetric evaluates (``evaluated``), which then returns none; a missing ranking metric otherwise means the
+    evaluator is not the one the table needs."""
     keys = QUALITY_KEYS[task]
     if counter is not None and counter.images and counter.detections == 0 and not any(k in metrics for k in keys):
         from mmengine.logging import print_log
         print_log(f'skip {skip}: no detection on any of the {counter.images} test images (none above the '
                   'test_cfg score_thr); its COCO AP is 0', logger='current', level=logging.WARNING)
-        return {key.split('/')[-1]: 0.0 for key in keys}
+        return {key.split('/')[-1]: 0.0 for key in keys if key.split('/')[-1][:-len('_mAP')] in evaluated}
     if keys[0] not in metrics:
         wanted = 'CocoMetric with metric bbox' if task == 'detection' else 'Accuracy'
         raise KeyError(f'the evaluator returned no {keys[0]!r} for skip {skip} (it returned {sorted(metrics)}); the '
