@@ -30,14 +30,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import Runner, load_checkpoint  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
 from mmadn.imta import (all_exit_scores, confidence_and_correct, early_exit_predict, exit_costs,  # noqa: E402
                         exit_fractions, exit_taken, fit_thresholds)
-from mmadn.utils import check_dataset_paths, load_config  # noqa: E402
+from mmadn.imta.loading import load_for_budgets  # noqa: E402
 
 
 def parse_args():
@@ -107,17 +105,7 @@ def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = load_config(args.config, args.cfg_options)
-    if cfg.get('holdout_dataloader', None) is None:
-        raise SystemExit(f'{args.config} has no `holdout_dataloader`: the exit thresholds are fitted on a held-out '
-                         'part of the training set (see configs/imta/_base_/datasets/).')
-    check_dataset_paths(cfg, ('holdout', 'test'))
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model_cfg = cfg.model.copy()
-    model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor', None))
-    model = MODELS.build(model_cfg)
-    load_checkpoint(model, args.checkpoint, map_location='cpu', logger='current')
-    model.to(args.device).eval()
+    cfg, model = load_for_budgets(args.config, args.checkpoint, args.device, args.cfg_options)
 
     val_inputs, _ = preprocessed(model, Runner.build_dataloader(cfg.holdout_dataloader))
     test_inputs, test_labels = preprocessed(model, Runner.build_dataloader(cfg.test_dataloader))

@@ -22,14 +22,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import Runner, load_checkpoint  # noqa: E402
-from mmpretrain.registry import MODELS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
 from mmadn.imta import budget_sweep, exit_accuracies, exit_costs  # noqa: E402
 from mmadn.imta.budgeted import DEFAULT_QS  # noqa: E402
-from mmadn.utils import check_dataset_paths, load_config  # noqa: E402
+from mmadn.imta.loading import load_for_budgets  # noqa: E402
 
 
 def parse_args():
@@ -121,19 +119,7 @@ def write_outputs(out_dir, anytime, rows, costs, topk, unit, unit_name, conventi
 
 def main():
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options)
-    if cfg.get('holdout_dataloader', None) is None:
-        raise SystemExit(f'{args.config} has no `holdout_dataloader`: budgeted evaluation fits its thresholds on '
-                         'a held-out part of the training set. Add a HoldoutSplit of the training set with the test '
-                         'pipeline (see configs/imta/_base_/datasets/).')
-    check_dataset_paths(cfg, ('holdout', 'test'))
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-
-    model_cfg = cfg.model.copy()
-    model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor', None))
-    model = MODELS.build(model_cfg)
-    load_checkpoint(model, args.checkpoint, map_location='cpu', logger='current')
-    model.to(args.device).eval()
+    cfg, model = load_for_budgets(args.config, args.checkpoint, args.device, args.cfg_options)
 
     holdout_loader = Runner.build_dataloader(cfg.holdout_dataloader)
     test_loader = Runner.build_dataloader(cfg.test_dataloader)
