@@ -18,7 +18,7 @@ from torch import nn
 
 from mmadn.analysis.measure import time_once
 from mmadn.models.utils.subnet import set_subnet
-from .selection import Budget, latency_percentile, row_cost, select_subnet
+from .selection import Budget, latency_percentile, row_cost, select_subnet, table_rows
 
 
 @dataclass
@@ -61,12 +61,10 @@ class DeadlineController:
         if not 0 <= percentile <= 100:
             raise ValueError(f'percentile must be in [0, 100], got {percentile}')
         self.model = model
-        self.rows = table['subnets'] if isinstance(table, dict) else list(table)
-        self.quality_key = quality_key or (table.get('quality_key') if isinstance(table, dict) else None)
+        self.rows, self.quality_key = table_rows(table, quality_key)
         self.percentile = percentile
         self.headroom = headroom
         self.device = torch.device(device)
-        select_subnet(self.rows, Budget('latency', 1e12), None, self.quality_key)  # the table is usable
         self._median = {r['skip']: row_cost(r, 'latency') for r in self.rows}
         prior = [t / self._median[r['skip']] for r in self.rows for t in r.get('latency_samples_ms') or ()]
         if not prior:  # a table without its timed runs: its p90 where it has one

@@ -7,7 +7,7 @@ quality whose cost fits; ties go to the cheaper sub-network. A table saved once 
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 # metric -> (table column, unit of that column, accepted units with their factor to it)
 _METRICS = {
@@ -179,14 +179,10 @@ def write_selection(selection: Selection, path: str) -> str:
     return path
 
 
-def select_subnet(table: Union[Dict, Sequence[Dict]],
-                  budget: Union[Budget, str],
-                  percentile: Optional[float] = None,
-                  quality_key: Optional[str] = None) -> Selection:
-    """The best-quality sub-network of ``table`` (a loaded subnets.json, or its rows with ``quality_key``)
-    whose cost fits ``budget``."""
+def table_rows(table: Union[Dict, Sequence[Dict]], quality_key: Optional[str] = None) -> Tuple[List[Dict], str]:
+    """``(rows, quality_key)`` of a loaded subnets.json or of its rows, checked: a choice can be made from them."""
     if isinstance(table, dict):
-        rows, quality_key = table['subnets'], quality_key or table['quality_key']
+        rows, quality_key = table['subnets'], quality_key or table.get('quality_key')
     else:
         rows = list(table)
     if not rows:
@@ -196,6 +192,16 @@ def select_subnet(table: Union[Dict, Sequence[Dict]],
     missing = [r.get('skip') for r in rows if r.get(quality_key) is None]
     if missing:
         raise KeyError(f'sub-networks {missing} have no {quality_key!r} to choose by')
+    return rows, quality_key
+
+
+def select_subnet(table: Union[Dict, Sequence[Dict]],
+                  budget: Union[Budget, str],
+                  percentile: Optional[float] = None,
+                  quality_key: Optional[str] = None) -> Selection:
+    """The best-quality sub-network of ``table`` (a loaded subnets.json, or its rows with ``quality_key``)
+    whose cost fits ``budget``."""
+    rows, quality_key = table_rows(table, quality_key)
     budget = Budget.parse(budget) if isinstance(budget, str) else budget
     costs = [row_cost(r, budget.metric, percentile) for r in rows]
     fitting = [i for i, c in enumerate(costs) if c <= budget.limit]
