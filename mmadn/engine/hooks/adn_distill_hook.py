@@ -83,6 +83,8 @@ class ADNDistillHook(Hook):
         runner.logger.info(
             f'ADNDistillHook: training {self.objective.teacher} (task loss x {self.objective.alpha}) and '
             f'{self.objective.student} (KL x {1 - self.objective.alpha:g} on {list(self.objective.features)}'
+            + (f', its own task loss x {self.objective.student_task_loss_weight:g}, beyond Algorithm 1'
+               if self.objective.student_task_loss_weight > 0 else '')
             + (f'; its pass holds {self.objective.student_hold_names}' if self.objective.student_hold_names else '')
             + ').')
 
