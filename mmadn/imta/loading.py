@@ -8,12 +8,13 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
+from mmadn.utils import check_dataset_paths, load_config
+
 
 def load_for_budgets(config: str, checkpoint: str, device: str = 'cpu',
                      cfg_options: Optional[dict] = None) -> Tuple[Config, object]:
     """``(cfg, model)``: the config with ``cfg_options`` merged, and the model of ``checkpoint`` in eval mode on
     ``device``; a config without ``holdout_dataloader`` or with a missing dataset stops with what to add."""
-    from mmadn.utils import check_dataset_paths, load_config
     cfg = load_config(config, cfg_options)
     if cfg.get('holdout_dataloader', None) is None:
         raise SystemExit(f'{config} has no `holdout_dataloader`: budgeted evaluation fits its exit thresholds on a '
