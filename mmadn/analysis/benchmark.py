@@ -7,6 +7,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 from mmadn.models import adaptive_backbones, recalibrated, subnet
 from mmadn.models.utils.adaptive_depth import parse_skip, skip_to_str
@@ -138,16 +139,16 @@ def _quality(metrics: Dict, task: str, skip: str, counter: Optional['_DetectionC
     CocoMetric evaluates (``evaluated``), which then returns none; a missing ranking metric otherwise means the
     evaluator is not the one the table needs."""
     keys = QUALITY_KEYS[task]
+    column = {key: key.split('/')[-1] for key in keys}  # 'coco/bbox_mAP' -> 'bbox_mAP'
     if counter is not None and counter.images and counter.detections == 0 and not any(k in metrics for k in keys):
-        from mmengine.logging import print_log
         print_log(f'skip {skip}: no detection on any of the {counter.images} test images (none above the '
                   'test_cfg score_thr); its COCO AP is 0', logger='current', level=logging.WARNING)
-        return {key.split('/')[-1]: 0.0 for key in keys if key.split('/')[-1][:-len('_mAP')] in evaluated}
+        return {column[key]: 0.0 for key in keys if column[key].split('_')[0] in evaluated}
     if keys[0] not in metrics:
         wanted = 'CocoMetric with metric bbox' if task == 'detection' else 'Accuracy'
         raise KeyError(f'the evaluator returned no {keys[0]!r} for skip {skip} (it returned {sorted(metrics)}); the '
                        f'sub-networks are ranked by it: use {wanted} as the test_evaluator')
-    return {key.split('/')[-1]: float(metrics[key]) for key in keys if key in metrics}
+    return {column[key]: float(metrics[key]) for key in keys if key in metrics}
 
 
 class _DetectionCounter(Hook):
