@@ -2,6 +2,7 @@
 
 Kept out of the scripts so that the scripts stay as short as mmdet's and the logic is importable and tested.
 """
+import atexit
 import difflib
 import os
 import os.path as osp
@@ -192,11 +193,19 @@ def set_launcher(cfg: Config, launcher: str) -> None:
                            'torchrun (tools/dist_train.sh) for CPU-only distributed runs.')
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
+        # the group this created is destroyed at exit, not left to interpreter teardown: a CI run once saw a rank
+        # abort there after its last checkpoint ("terminate called without an active exception"; not reproduced)
+        atexit.register(_destroy_process_group)
     wrapper = dict(cfg.get('model_wrapper_cfg', None) or dict(type='MMDistributedDataParallel'))
     wrapper['device_ids'] = None
     wrapper.setdefault('broadcast_buffers', False)
     wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def set_find_unused_parameters(cfg: Config) -> None:
