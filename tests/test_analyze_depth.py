@@ -8,7 +8,7 @@ import torch
 from mmengine.runner import Runner
 from torch import nn
 
-from mmadn.analysis.depth_analysis import read_subnet_table
+from mmadn.analysis.depth_analysis import _correlation, read_subnet_table
 from mmadn.analysis.gradcam import grad_cam
 from mmadn.analysis.norm_distance import first_layer_check, twin_norm_distances
 from mmadn.analysis.stage_divergence import stage_divergence
@@ -78,6 +78,16 @@ def test_grad_cam_equals_the_definition_and_skipped_blocks_get_no_map():
     assert all(p.grad is None for p in model.parameters())  # nothing accumulated in the model
 
 
+def test_map_correlation_stays_within_one_and_leaves_out_constant_maps():
+    torch.manual_seed(0)
+    maps = torch.relu(torch.randn(200, 7, 7)) * 37.0  # float32 rounding took such pairs to 1.0000004
+    assert _correlation(maps, maps.clone()) == 1.0 and _correlation(maps, -maps) == -1.0
+    flat = torch.zeros(2, 7, 7)
+    assert _correlation(flat, maps[:2]) is None  # an all-zero Grad-CAM has no pattern
+    mixed = torch.stack([maps[0], torch.zeros(7, 7)])
+    assert _correlation(mixed, mixed) == 1.0  # only the image with a pattern counts
+
+
 def test_stage_divergence_is_zero_against_itself_and_isolates_each_stage():
     model = ResNetADN(18, zero_init_residual=False)
     model.init_weights()
@@ -101,8 +111,8 @@ NO_VALIDATION = {'val_dataloader': None, 'val_cfg': None, 'val_evaluator': None}
 
 def _train(config, work_dir, options):
     """A few iterations of the config's own training (mmengine's Runner, in this process: no interpreter start;
-    no validation: the tool evaluates)."""
-    cfg = load_config(config, {**options, **NO_VALIDATION})
+    no validation: the tool evaluates; seeded, so that a failure can be re-run)."""
+    cfg = load_config(config, {'randomness.seed': 0, **options, **NO_VALIDATION})
     cfg.work_dir = str(work_dir)
     cfg.launcher = 'none'
     Runner.from_cfg(cfg).train()

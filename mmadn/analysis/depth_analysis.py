@@ -108,13 +108,14 @@ def _display_images(model, inputs: torch.Tensor) -> np.ndarray:
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> Optional[float]:
     """Mean over images of the Pearson correlation of two stacks of maps (N, H, W), over the images where neither
     map is constant (an all-zero Grad-CAM has no pattern to compare); None when there is no such image."""
-    a, b = a.flatten(1), b.flatten(1)
+    a, b = a.flatten(1).double(), b.flatten(1).double()
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
     norms = a.norm(dim=1) * b.norm(dim=1)
     valid = norms > 1e-12
     if not valid.any():
         return None
-    return float(((a * b).sum(1)[valid] / norms[valid]).mean())
+    # rounding can carry a correlation of two equal maps just past 1; the clamp keeps it a correlation
+    return float(((a * b).sum(1)[valid] / norms[valid]).clamp(-1, 1).mean())
 
 
 def stage_gradcam(model, task: str, stage: int, batches) -> Dict:
