@@ -69,7 +69,7 @@ def test_two_process_gloo_training_with_the_hook(tiny_coco, tmp_path):
 
 
 GLOO_EXIT_PROBE = """
-import os, socket, sys
+import os, sys
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
@@ -78,10 +78,7 @@ from mmadn.utils import runner_setup
 def threads():
     return [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]
 
-with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-os.environ.update(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+os.environ.update(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1', MASTER_PORT=sys.argv[2])
 runner_setup.set_launcher(Config(dict(model=dict())), 'pytorch')
 model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))
 model(torch.ones(1, 2)).sum().backward()
@@ -101,7 +98,7 @@ print('gloo threads', before, sum('gloo' in t for t in threads()))
 def test_the_exit_handler_joins_the_gloo_threads_before_interpreter_teardown(how, left):
     """About one torchrun run in ten aborted at exit ("terminate called without an active exception"): the group
     outlived ``destroy_process_group`` in the finished runner's reference cycles, and its threads met teardown."""
-    _, out = run_tool('-c', GLOO_EXIT_PROBE, how)
+    _, out = run_tool('-c', GLOO_EXIT_PROBE, how, _free_port())
     before, after = map(int, re.search(r'gloo threads (\d+) (\d+)', out).groups())
     assert before > 0 and (after > 0) == left, out[-2000:]
 
