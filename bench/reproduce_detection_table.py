@@ -5,6 +5,8 @@ at small scale on the embedded generated data with the demo's recipe (scripts/de
         [--pretrain-cfg-options model.backbone.zero_init_residual=True]   (e.g. the earlier demo pretraining)
         [--detectors adn --det-cfg-options "custom_hooks.0.features.neck=[spatial,pooled]" --tag pooled]
                                          (a variant of some detectors, beside the others: det_adn-pooled/)
+        [--work-dir work_dirs/repro_r34 --backbone-options depth=34]
+                                         (another backbone for every run: pretraining, detection, measurement)
 
 Per seed (the runs' ``randomness.seed``; the data is the demo's, fixed):
   pretraining   adn:   ResNet-18-ADN classifier with Algorithm 1 (configs/demo/resnet18_adn_shapes_cls.py)
@@ -95,27 +97,32 @@ def train(config, work_dir, seed, **changes):
         return f.read().strip()
 
 
-def benchmark(checkpoint, out_dir, skips):
-    """Every detector is measured as the demo's ResNet-18-ADN detector: a plain ResNet checkpoint loads into it
-    with its norms as the twins, which is what a user gets who skips blocks of an ordinary network."""
+def benchmark(checkpoint, out_dir, skips, backbone_options=None):
+    """Every detector is measured as the demo's ResNet-18-ADN detector (with ``backbone_options``): a plain ResNet
+    checkpoint loads into it with its norms as the twins, which is what a user gets who skips blocks of an ordinary
+    network."""
     path = osp.join(out_dir, 'subnets.json')
     if not osp.exists(path):
+        options = [f'model.backbone.{k}={v}' for k, v in (backbone_options or {}).items()]
         run('tools/analysis_tools/benchmark_subnets.py', DET_CONFIG, checkpoint, '--out-dir', out_dir, '--skips',
-            *skips, '--runs', '3', '--warmup', '1')
+            *skips, '--runs', '3', '--warmup', '1', *(['--cfg-options', *options] if options else []))
     with open(path) as f:
         return {row['skip']: row for row in json.load(f)['subnets']}
 
 
-def run_seed(seed, work_dir, pretrain_options=None, detectors=tuple(DETECTORS), det_options=None, tag=''):
+def run_seed(seed, work_dir, pretrain_options=None, detectors=tuple(DETECTORS), det_options=None, tag='',
+             backbone_options=None):
+    arch = {f'model.backbone.{k}': v for k, v in (backbone_options or {}).items()}
+    pretrain_options = {**arch, **(pretrain_options or {})}
     backbones = {}
     for name, changes in PRETRAININGS.items():
         if not any(DETECTORS[d][0] == name for d in detectors):
             continue
         work = osp.join(work_dir, f'seed{seed}', f'pretrain_{name}')
-        ckpt = train(CLS_CONFIG, work, seed, **changes, **(pretrain_options or {}))
+        ckpt = train(CLS_CONFIG, work, seed, **changes, **pretrain_options)
         init = osp.join(work, 'backbone_for_detection.pth')
         if not osp.exists(init):  # checked against the detector that will load it
-            det_config = derived_config(DET_CONFIG, osp.join(work, 'handoff'), **changes)
+            det_config = derived_config(DET_CONFIG, osp.join(work, 'handoff'), **changes, **arch)
             run('tools/model_converters/cls_to_det_backbone.py', ckpt, det_config, init)
         backbones[name] = init
     results = {}
@@ -123,8 +130,8 @@ def run_seed(seed, work_dir, pretrain_options=None, detectors=tuple(DETECTORS), 
         pretraining, changes, skips = DETECTORS[name]
         work = osp.join(work_dir, f'seed{seed}', f'det_{name}' + (f'-{tag}' if tag else ''))
         init_cfg = {'model.backbone.init_cfg.checkpoint': backbones[pretraining]}
-        ckpt = train(DET_CONFIG, work, seed, **changes, **init_cfg, **(det_options or {}))
-        results[name] = benchmark(ckpt, osp.join(work, 'subnets'), skips)
+        ckpt = train(DET_CONFIG, work, seed, **changes, **init_cfg, **arch, **(det_options or {}))
+        results[name] = benchmark(ckpt, osp.join(work, 'subnets'), skips, backbone_options)
     return results
 
 
@@ -158,7 +165,12 @@ def main():
     parser.add_argument('--det-cfg-options', nargs='+', action=DictAction, default={},
                         help='changes to those detectors\' configs, e.g. custom_hooks.0.alpha=0.3 (with --tag)')
     parser.add_argument('--tag', default='', help='suffix of the changed detectors\' work dirs (det_NAME-TAG)')
+    parser.add_argument('--backbone-options', nargs='+', action=DictAction, default={},
+                        help='changes to model.backbone of every run, e.g. depth=34 (with its own --work-dir)')
     args = parser.parse_args()
+    if args.backbone_options and args.work_dir == parser.get_default('work_dir'):
+        parser.error('--backbone-options changes every run: give it its own --work-dir, so that the default '
+                     'runs are not reused for it (or overwritten)')
     if args.det_cfg_options and not args.tag:
         parser.error('--det-cfg-options changes the detectors: name the variant with --tag, so that the default '
                      'runs in the same work dir are not reused for it (or overwritten)')
@@ -167,7 +179,7 @@ def main():
         if not osp.exists(osp.join(ROOT, tool)):
             run(cmd)
     per_seed = [run_seed(seed, args.work_dir, args.pretrain_cfg_options, args.detectors, args.det_cfg_options,
-                         args.tag) for seed in args.seeds]
+                         args.tag, args.backbone_options) for seed in args.seeds]
     text = table(per_seed, args.seeds)
     print(text)
     if args.out:

@@ -406,3 +406,57 @@ def test_features_take_normalize_and_the_defaults_keep_their_forms():
     assert all(not spec.get('normalize') for specs in released.features.values() for spec in specs)
     with pytest.raises(ValueError, match='not to logits'):
         SubPathDistillation(classifier, classifier.loss, features=dict(head=dict(mode='logits', normalize=True)))
+
+
+def test_roi_head_logits_term_classifies_the_teachers_rois_with_the_students_features():
+    """``features=dict(roi_head='logits')``: the detector's form of Algorithm 1's logits term. The student's box
+    head classifies the RoIs the teacher's box head was trained on (its sampled proposals), and the KL of the two
+    class distributions trains the base-net's backbone path, not the held neck and RoI head."""
+    model = _detector()
+    inputs, samples = _det_batch()
+    alpha = 0.4
+    objective = SubPathDistillation(model, model.loss, alpha=alpha, features=dict(neck='spatial', roi_head='logits'))
+    assert objective.student_hold_names == ['neck', 'roi_head']
+    torch.manual_seed(1)
+    losses = objective(inputs, samples)
+    assert sorted(k for k in losses if k.startswith('loss_kl')) == (
+        [f'loss_kl_neck_{i}' for i in range(5)] + ['loss_kl_roi_head'])
+
+    rois = []  # the same sampling seed: the teacher's pass samples the same RoIs again
+    handle = model.roi_head.bbox_roi_extractor.register_forward_pre_hook(lambda m, args: rois.append(args[1]))
+    torch.manual_seed(1)
+    with subnet(model, 'super'):
+        model.loss(inputs, samples)
+    handle.remove()
+    assert len(rois) == 1 and rois[0].shape == (2 * 64, 5)  # (image index, box) per sampled RoI
+    with torch.no_grad():
+        with subnet(model, 'super'):
+            t = model.roi_head._bbox_forward(model.extract_feat(inputs), rois[0])['cls_score']
+        with subnet(model, 'base'):
+            s = model.roi_head._bbox_forward(model.extract_feat(inputs), rois[0])['cls_score']
+    assert t.shape == (2 * 64, 3 + 1) and not torch.allclose(t, s)
+    expected = (1 - alpha) * _hand_kl(t, s, 1.0, 1).mean()
+    torch.testing.assert_close(losses['loss_kl_roi_head'], expected, rtol=1e-5, atol=1e-7)
+
+    grads = _grads(model, losses, ['loss_kl_roi_head'])
+    assert grads['backbone.layer4.0.bn2_skip.weight'].abs().sum() > 0  # the base-net's twin norm
+    held = [n for n in grads if n.startswith(('neck.', 'roi_head.'))]
+    assert held and all(grads[n] is None or not grads[n].any() for n in held)
+
+    with pytest.raises(ValueError, match="mode='logits'"):
+        SubPathDistillation(model, model.loss, features=dict(roi_head='spatial'))
+    classifier = _classifier()
+    with pytest.raises(ValueError, match='no single-stage box head on RoIs'):
+        SubPathDistillation(classifier, classifier.loss, features=dict(roi_head='logits'))
+
+
+def test_roi_head_logits_term_with_the_students_own_task_loss_still_uses_the_teachers_rois():
+    model = _detector()
+    inputs, samples = _det_batch()
+    features = dict(neck='spatial', roi_head='logits')
+    torch.manual_seed(1)
+    plain = SubPathDistillation(model, model.loss, features=features)(inputs, samples)
+    torch.manual_seed(1)
+    both = SubPathDistillation(model, model.loss, features=features, student_task_loss_weight=0.5)(inputs, samples)
+    torch.testing.assert_close(both['loss_kl_roi_head'], plain['loss_kl_roi_head'], rtol=1e-5, atol=1e-7)
+    assert any(k.startswith('base_') for k in both)

@@ -17,6 +17,10 @@ from ..utils.feature_recorder import FeatureRecorder
 from ..utils.subnet import adaptive_backbones, subnet
 
 FeatureSpec = Union[str, dict]
+# A detector's RoI head is not a module that runs as a whole in training; ``features=dict(roi_head='logits')``
+# distills its box head's class logits (output 0) on the teacher's sampled RoIs.
+ROI_HEAD = 'roi_head'
+ROI_BOX_HEAD = 'roi_head.bbox_head'
 
 
 def default_distill_features(model: nn.Module) -> Dict[str, dict]:
@@ -39,8 +43,14 @@ def default_student_holds(model: nn.Module, features: Dict[str, dict]) -> List[s
     gradient would otherwise let it lower the KL by becoming blind to the backbone's depth; holding it cost the
     super-net 0.016 bbox mAP against training without the hook, where the unheld neck cost 0.054 (docs/adn.md,
     "Holding the neck"). Classification: nothing (the released recipe trains the head with its logits term)."""
-    distills_neck = any(name == 'neck' or name.startswith('neck.') for name in features)
-    return ['neck'] if distills_neck and getattr(model, 'neck', None) is not None and not _is_classifier(model) else []
+    if _is_classifier(model):
+        return []
+    holds = []
+    for module in ('neck', ROI_HEAD):
+        if getattr(model, module, None) is not None and any(n == module or n.startswith(module + '.')
+                                                             for n in features):
+            holds.append(module)
+    return holds
 
 
 def _is_classifier(model: nn.Module) -> bool:
@@ -136,7 +146,14 @@ class SubPathDistillation:
             raise ValueError(f'student_holds names no module of {type(model).__name__}: {unknown}')
         self.student_hold_names = list(student_holds)
         self.student_holds = [modules[name] for name in student_holds]
-        self.recorder = FeatureRecorder(model, list(self.features))
+        self._student_needs_rois = ROI_HEAD in self.features
+        if self._student_needs_rois and not isinstance(
+                getattr(getattr(model, ROI_HEAD, None), 'bbox_roi_extractor', None), nn.Module):
+            raise ValueError(f'features names {ROI_HEAD!r}, but {type(model).__name__} has no single-stage box head '
+                             'on RoIs (roi_head.bbox_roi_extractor, as in Faster / Mask R-CNN) whose logits could be '
+                             'distilled; distill its neck only.')
+        self._recorded = {name: ROI_BOX_HEAD if name == ROI_HEAD else name for name in self.features}
+        self.recorder = FeatureRecorder(model, sorted(set(self._recorded.values())))
         self._student_needs_head = any(name == 'head' or name.startswith('head.') for name in self.features)
 
     @staticmethod
@@ -167,6 +184,11 @@ class SubPathDistillation:
                              "allowed: 'mode', 'levels', 'weight', 'normalize'.")
         if spec.get('normalize') and mode == 'logits':
             raise ValueError(f"normalize applies to feature maps, not to logits (feature {name!r}).")
+        if name == ROI_HEAD:
+            if mode != 'logits' or spec.get('levels') not in (None, [0], (0, )):
+                raise ValueError(f"feature {ROI_HEAD!r} is the box head's class logits: give it mode='logits' "
+                                 f'and no levels, got {spec}.')
+            spec['levels'] = [0]  # (cls_score, bbox_pred)
         spec.setdefault('levels', None)
         spec.setdefault('weight', 1.0)
         return spec
@@ -175,10 +197,25 @@ class SubPathDistillation:
     def distills(self) -> bool:
         return self.alpha < 1.0 or self.student_task_loss_weight > 0
 
+    @contextmanager
+    def _rois_recorded(self):
+        """Keeps the RoIs of the teacher's box head (its sampled proposals), for the student's box head to
+        classify the same regions: the detector's form of the logits term."""
+        if not self._student_needs_rois:
+            yield None
+            return
+        rois = []
+        handle = self.model.roi_head.bbox_roi_extractor.register_forward_pre_hook(
+            lambda module, args: rois.append(args[1].detach()))
+        try:
+            yield rois
+        finally:
+            handle.remove()
+
     def __call__(self, inputs, data_samples, *args, **kwargs) -> Dict[str, torch.Tensor]:
-        with subnet(self.model, self.teacher), self.recorder.record() as recorded:
+        with subnet(self.model, self.teacher), self.recorder.record() as recorded, self._rois_recorded() as rois:
             teacher_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
-            teacher_features = {name: recorded.last(name) for name in recorded.outputs}
+            teacher_features = {name: recorded.last(module) for name, module in self._recorded.items()}
         losses = {k: (_scale(v, self.alpha) if 'loss' in k else v) for k, v in teacher_losses.items()}
         if not self.distills:
             return losses
@@ -189,11 +226,15 @@ class SubPathDistillation:
                 for k, v in student_losses.items():
                     if 'loss' in k:
                         losses[f'base_{k}'] = _scale(v, self.student_task_loss_weight)
+                if self._student_needs_rois:  # its own loss classified its own RoIs; now the teacher's
+                    self.model.roi_head._bbox_forward(self.model.extract_feat(inputs), rois[0])
             else:
                 feats = self.model.extract_feat(inputs)
                 if self._student_needs_head:
                     self.model.head(feats)
-            student_features = {name: recorded.last(name) for name in recorded.outputs}
+                if self._student_needs_rois:
+                    self.model.roi_head._bbox_forward(feats, rois[0])
+            student_features = {name: recorded.last(module) for name, module in self._recorded.items()}
 
         kl_weight = 1.0 - self.alpha
         for name, specs in self.features.items():
@@ -208,6 +249,6 @@ class SubPathDistillation:
                         kl = logits_kl(t, s, self.temperature, self.logits_topk)
                     else:
                         kl = feature_kl(t, s, spec['mode'], self.temperature, spec.get('normalize', False))
-                    suffix = f'_{level}' if len(teacher_out) > 1 else ''
+                    suffix = f'_{level}' if len(teacher_out) > 1 and name != ROI_HEAD else ''
                     losses[key + suffix] = kl * (kl_weight * spec['weight'])
         return losses
