@@ -30,7 +30,8 @@ class ADNDistillHook(Hook):
             ``'logits'``) or ``dict(mode=..., levels=..., weight=..., normalize=...)``, or a list of them (one
             term per mode, e.g. ``neck=['spatial', 'channel']``). Default: detection, every
             neck level with a softmax over positions per channel (docs/adn.md, "The FPN term"); classification,
-            the pooled stage features and the logits.
+            the pooled stage features and the logits. ``roi_head='logits'``: a two-stage detector's box-head class
+            logits on the teacher's sampled RoIs.
         logits_topk (int, optional): restrict the logits KL to the super-net's top-k classes (500 in the
             released ImageNet recipe).
         teacher, student (str): the pair of sub-networks trained. Default ``'super'`` and ``'base'``.

@@ -97,7 +97,8 @@ class SubPathDistillation:
         task_loss: the model's original ``loss`` (bound method).
         features: module name -> ``mode`` or ``dict(mode=..., levels=None, weight=1.0)``, or a list of them (one
             KL term each, logged as ``loss_kl_<name>_<mode>``); modes are the feature modes of ``feature_kl``
-            ('channel', 'spatial', 'pooled') and 'logits'.
+            ('channel', 'spatial', 'pooled') and 'logits'; ``roi_head='logits'`` is a two-stage detector's box-head
+            class logits on the teacher's sampled RoIs.
         alpha: weight of the teacher's task losses; KL terms get ``1 - alpha``.
         temperature: softmax temperature T (losses are multiplied by T^2).
         logits_topk: restrict the logits KL to the teacher's top-k classes.
