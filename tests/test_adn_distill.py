@@ -446,7 +446,7 @@ def test_roi_head_logits_term_classifies_the_teachers_rois_with_the_students_fea
     with pytest.raises(ValueError, match="mode='logits'"):
         SubPathDistillation(model, model.loss, features=dict(roi_head='spatial'))
     classifier = _classifier()
-    with pytest.raises(ValueError, match='no single-stage box head on RoIs'):
+    with pytest.raises(ValueError, match='no single box head on RoIs'):
         SubPathDistillation(classifier, classifier.loss, features=dict(roi_head='logits'))
 
 

@@ -150,7 +150,7 @@ class SubPathDistillation:
         self._student_needs_rois = ROI_HEAD in self.features
         if self._student_needs_rois and not isinstance(
                 getattr(getattr(model, ROI_HEAD, None), 'bbox_roi_extractor', None), nn.Module):
-            raise ValueError(f'features names {ROI_HEAD!r}, but {type(model).__name__} has no single-stage box head '
+            raise ValueError(f'features names {ROI_HEAD!r}, but {type(model).__name__} has no single box head '
                              'on RoIs (roi_head.bbox_roi_extractor, as in Faster / Mask R-CNN) whose logits could be '
                              'distilled; distill its neck only.')
         self._recorded = {name: ROI_BOX_HEAD if name == ROI_HEAD else name for name in self.features}
