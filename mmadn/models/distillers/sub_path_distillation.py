@@ -53,6 +53,12 @@ def default_student_holds(model: nn.Module, features: Dict[str, dict]) -> List[s
     return holds
 
 
+def _has_one_box_head(model: nn.Module) -> bool:
+    """Faster / Mask R-CNN's RoI head: one box-RoI extractor (Cascade R-CNN has one per stage)."""
+    from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
+    return isinstance(getattr(getattr(model, ROI_HEAD, None), 'bbox_roi_extractor', None), BaseRoIExtractor)
+
+
 def _is_classifier(model: nn.Module) -> bool:
     from mmpretrain.models.classifiers import ImageClassifier
     return isinstance(model, ImageClassifier)
@@ -148,8 +154,7 @@ class SubPathDistillation:
         self.student_hold_names = list(student_holds)
         self.student_holds = [modules[name] for name in student_holds]
         self._student_needs_rois = ROI_HEAD in self.features
-        if self._student_needs_rois and not isinstance(
-                getattr(getattr(model, ROI_HEAD, None), 'bbox_roi_extractor', None), nn.Module):
+        if self._student_needs_rois and not _has_one_box_head(model):
             raise ValueError(f'features names {ROI_HEAD!r}, but {type(model).__name__} has no single box head '
                              'on RoIs (roi_head.bbox_roi_extractor, as in Faster / Mask R-CNN) whose logits could be '
                              'distilled; distill its neck only.')
