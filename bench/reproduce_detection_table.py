@@ -97,13 +97,13 @@ def train(config, work_dir, seed, **changes):
         return f.read().strip()
 
 
-def benchmark(checkpoint, out_dir, skips, backbone_options=None):
-    """Every detector is measured as the demo's ResNet-18-ADN detector (with ``backbone_options``): a plain ResNet
-    checkpoint loads into it with its norms as the twins, which is what a user gets who skips blocks of an ordinary
-    network."""
+def benchmark(checkpoint, out_dir, skips, arch=None):
+    """Every detector is measured as the demo's ResNet-18-ADN detector (with the ``arch`` config changes): a plain
+    ResNet checkpoint loads into it with its norms as the twins, which is what a user gets who skips blocks of an
+    ordinary network."""
     path = osp.join(out_dir, 'subnets.json')
     if not osp.exists(path):
-        options = [f'model.backbone.{k}={v}' for k, v in (backbone_options or {}).items()]
+        options = [f'{k}={v}' for k, v in (arch or {}).items()]
         run('tools/analysis_tools/benchmark_subnets.py', DET_CONFIG, checkpoint, '--out-dir', out_dir, '--skips',
             *skips, '--runs', '3', '--warmup', '1', *(['--cfg-options', *options] if options else []))
     with open(path) as f:
@@ -131,7 +131,7 @@ def run_seed(seed, work_dir, pretrain_options=None, detectors=tuple(DETECTORS), 
         work = osp.join(work_dir, f'seed{seed}', f'det_{name}' + (f'-{tag}' if tag else ''))
         init_cfg = {'model.backbone.init_cfg.checkpoint': backbones[pretraining]}
         ckpt = train(DET_CONFIG, work, seed, **changes, **init_cfg, **arch, **(det_options or {}))
-        results[name] = benchmark(ckpt, osp.join(work, 'subnets'), skips, backbone_options)
+        results[name] = benchmark(ckpt, osp.join(work, 'subnets'), skips, arch)
     return results
 
 
