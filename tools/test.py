@@ -17,7 +17,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
-from mmadn.utils import check_dataset_paths, load_config, set_launcher, set_work_dir, task_of  # noqa: E402
+from mmadn.utils import (hand_over_datasets, load_config, preflight_datasets, set_launcher, set_work_dir,  # noqa: E402
+                         task_of)
 
 
 def parse_args():
@@ -35,6 +36,8 @@ def parse_args():
         'merged into config file. e.g. model.backbone.skip=TTFF')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='check only the dataset paths, not the annotations and images (the pre-flight)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -66,15 +69,16 @@ def main():
         raise SystemExit(f'Checkpoint {args.checkpoint} does not exist.')
     cfg = load_config(args.config, args.cfg_options)
     task = task_of(cfg)
-    check_dataset_paths(cfg, ('test', ))
     set_work_dir(cfg, args.config, args.work_dir)
     set_launcher(cfg, args.launcher)
     cfg.load_from = args.checkpoint
+    datasets = preflight_datasets(cfg, ('test', ), skip=args.skip_data_check)
 
     if args.show or args.show_dir:
         enable_visualization(cfg, args, task)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    hand_over_datasets(runner, datasets)
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):

@@ -1,7 +1,9 @@
 """Train a detector (mmdet config) or a classifier (mmpretrain config) with mmadn's modules registered.
 
 The command line is mmdet's: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-[--auto-scale-lr] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``.
+[--auto-scale-lr] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]``, plus ``--skip-data-check``.
+Before the model is built, the datasets are loaded and checked (:mod:`mmadn.utils.dataset_preflight`) and a
+missing pretrained checkpoint is named with the commands that make it.
 """
 import argparse
 import os
@@ -15,8 +17,9 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
-from mmadn.utils import (check_dataset_paths, load_config, set_launcher, set_work_dir,  # noqa: E402
-                         use_atomic_checkpoints)
+from mmadn.engine.hooks import find_resume_checkpoint  # noqa: E402
+from mmadn.utils import (check_pretrained_checkpoints, hand_over_datasets, load_config,  # noqa: E402
+                         preflight_datasets, set_launcher, set_work_dir, use_atomic_checkpoints)
 
 
 def parse_args():
@@ -36,6 +39,8 @@ def parse_args():
         'merged into config file. e.g. model.backbone.skip=TTFF')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='check only the dataset paths, not the annotations and images (the pre-flight)')
     # torch.distributed.launch passes --local-rank, torchrun sets LOCAL_RANK
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -47,7 +52,6 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    check_dataset_paths(cfg, ('train', 'val') if cfg.get('val_cfg', None) is not None else ('train', ))
     set_work_dir(cfg, args.config, args.work_dir)
     set_launcher(cfg, args.launcher)
     use_atomic_checkpoints(cfg)
@@ -72,13 +76,17 @@ def main():
                                '"auto_scale_lr.base_batch_size" in your configuration file.')
 
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = find_resume_checkpoint(cfg.work_dir)  # None: nothing to resume, train from the start
+        cfg.resume = cfg.load_from is not None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    check_pretrained_checkpoints(cfg)
+    datasets = preflight_datasets(cfg, ('train', 'val') if cfg.get('val_cfg', None) is not None else ('train', ),
+                                  skip=args.skip_data_check)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    hand_over_datasets(runner, datasets)
     runner.train()
 
 

@@ -2,12 +2,15 @@ from .checkpoint import (SAFE_CHECKPOINT_GLOBALS, CheckpointMismatchError, Corru
                          UnsafeCheckpointError, check_checkpoint_fits, get_strict_load, install_checkpoint_loader,
                          safe_torch_load, set_strict_load, uninstall_checkpoint_loader)
 from . import config_scope  # noqa: F401  (import mmadn makes mmengine resolve mmadn:: base configs)
-from .runner_setup import (at_least, check_dataset_paths, load_config, set_launcher, set_work_dir, task_of,
+from .dataset_preflight import (DatasetCheckError, check_dataset_paths, hand_over_datasets, missing_images,
+                                preflight_datasets)
+from .runner_setup import (at_least, check_pretrained_checkpoints, load_config, set_launcher, set_work_dir, task_of,
                            use_atomic_checkpoints)
 
 __all__ = [
     'SAFE_CHECKPOINT_GLOBALS', 'CheckpointMismatchError', 'CorruptCheckpointError', 'UnsafeCheckpointError',
     'check_checkpoint_fits', 'get_strict_load', 'install_checkpoint_loader', 'safe_torch_load', 'set_strict_load',
-    'uninstall_checkpoint_loader', 'at_least', 'check_dataset_paths',
+    'uninstall_checkpoint_loader', 'at_least', 'check_dataset_paths', 'check_pretrained_checkpoints',
+    'DatasetCheckError', 'hand_over_datasets', 'missing_images', 'preflight_datasets',
     'load_config', 'set_launcher', 'set_work_dir', 'task_of', 'use_atomic_checkpoints'
 ]
