@@ -1,0 +1,97 @@
+"""What mmadn's generated COCO scenes share: painted layers to COCO annotations, and the split writer.
+
+A scene generator paints its layers back to front and returns them with the image; an instance's mask is what
+later layers leave visible (unlabelled layers, the distractors, hide but are not annotated). Masks are stored as
+compressed RLE, not polygons, because a visible part can have holes (a glyph's counter, an object in front of
+the middle of another) that COCO polygons cannot express.
+"""
+import json
+import os
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+# (label or None for a distractor, boolean mask of the painted pixels), in paint order
+Layer = Tuple[Optional[int], np.ndarray]
+
+
+class ClassDeck:
+    """Labels drawn without replacement from shuffled rounds of all classes, so that every class is about equally
+    frequent and each appears once a split holds ``num_classes`` objects (random draws leave rare classes out of
+    small splits)."""
+
+    def __init__(self, rng: np.random.Generator, num_classes: int):
+        self.rng, self.num_classes, self.deck = rng, num_classes, []
+
+    def draw(self) -> int:
+        if not self.deck:
+            self.deck = self.rng.permutation(self.num_classes).tolist()
+        return self.deck.pop()
+
+
+def visible_instances(layers: Sequence[Layer], min_visible: float = 0.3, min_area: int = 16) -> List[dict]:
+    """COCO annotations (without ids) of the labelled layers that stay visible enough, in paint order.
+
+    ``min_visible`` is the fraction of a layer that must stay visible: a mostly hidden object is no fair target.
+    """
+    annotations = []
+    covered = None
+    for label, mask in reversed(layers):  # front to back: what is in front hides what is behind
+        mask = mask.astype(bool)
+        if covered is None:
+            covered = np.zeros_like(mask)
+        visible = mask & ~covered
+        covered |= mask
+        area = int(visible.sum())
+        if label is None or area < min_area or area < min_visible * mask.sum():
+            continue
+        ys, xs = np.nonzero(visible)
+        x0, y0 = int(xs.min()), int(ys.min())
+        rle = mask_utils.encode(np.asfortranarray(visible.astype(np.uint8)))
+        rle['counts'] = rle['counts'].decode('ascii')
+        annotations.append(dict(category_id=int(label) + 1, bbox=[x0, y0, int(xs.max()) - x0 + 1,
+                                                                   int(ys.max()) - y0 + 1],
+                                area=area, segmentation=rle, iscrowd=0))
+    return annotations[::-1]
+
+
+def check_scene_args(num_train: int, num_val: int, size: Sequence[int], min_size: int) -> None:
+    """Refuse arguments a generator cannot honour before anything is written."""
+    if num_train < 1 or num_val < 1:
+        raise ValueError(f'need at least one train and one val image, got num_train={num_train}, '
+                         f'num_val={num_val} (an empty split fails later in the data loader or CocoMetric).')
+    if len(size) != 2 or min(size) < min_size:
+        raise ValueError(f'image size (W, H) must be at least {min_size} x {min_size}, got {tuple(size)}.')
+
+
+def write_coco_splits(root: str, num_train: int, num_val: int, size: Tuple[int, int], classes: Sequence[str],
+                      supercategory: str, make_image: Callable[[np.random.Generator, ClassDeck], Tuple],
+                      seed: int, min_visible: float = 0.3, min_area: int = 16) -> Dict[str, str]:
+    """Write ``root/{train2017,val2017}/*.jpg`` and ``root/annotations/instances_*.json`` the way
+    :func:`mmadn.datasets.make_coco_instances` does. ``make_image(rng, deck)`` returns ``(image, layers)``.
+    ``min_visible`` / ``min_area``: see :func:`visible_instances`. The same seed gives the same files; returns the
+    json paths."""
+    rng = np.random.default_rng(seed)
+    deck = ClassDeck(rng, len(classes))
+    categories = [dict(id=i + 1, name=name, supercategory=supercategory) for i, name in enumerate(classes)]
+    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    paths = {}
+    for split, count in (('train2017', num_train), ('val2017', num_val)):
+        os.makedirs(osp.join(root, split), exist_ok=True)
+        images, annotations = [], []
+        for image_id in range(1, count + 1):
+            img, layers = make_image(rng, deck)
+            assert img.shape[:2] == (size[1], size[0]), (img.shape, size)
+            file_name = f'{image_id:012d}.jpg'
+            cv2.imwrite(osp.join(root, split, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            images.append(dict(id=image_id, file_name=file_name, width=size[0], height=size[1]))
+            for ann in visible_instances(layers, min_visible, min_area):
+                annotations.append(dict(ann, id=len(annotations) + 1, image_id=image_id))
+        path = osp.join(root, 'annotations', f'instances_{split}.json')
+        with open(path, 'w') as f:
+            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+        paths[split] = path
+    return paths
