@@ -1,10 +1,11 @@
-"""Issue 15: choosing a sub-network for a budget from a measured table, and switching depth under a deadline."""
+"""Issue 15: choosing a sub-network for a budget from a measured table, and switching depth under a deadline;
+issue 31 (item 6): one exit code for "nothing fits" in every tool."""
 import json
 
 import pytest
 
 from mmadn.deploy import Budget, DeadlineController, load_table, select_subnet
-from mmadn.deploy.selection import latency_percentile
+from mmadn.deploy.selection import NO_SUBNET_FITS, exit_code, latency_percentile
 from mmadn.models import ResNetADN
 
 from ._cli import run_main, run_tool
@@ -75,12 +76,26 @@ def test_select_tool_reads_a_saved_table(tmp_path, capsys):
     assert 'TTFF for latency <= 45 ms: top1 89' in out
     assert json.load(open(tmp_path / 'selection.json'))['skip'] == 'TTFF'
     code, out = run_main(capsys, SELECT_TOOL, path, '--budget', 'latency=10ms')
-    assert code == 1 and 'no sub-network fits' in out
+    assert code == NO_SUBNET_FITS and 'no sub-network fits' in out
     code, out = run_main(capsys, SELECT_TOOL, path, '--budget', 'latency=45kg')
     assert code == 2 and "unit 'kg'" in out
     code, out = run_main(capsys, SELECT_TOOL, tmp_path / 'none.json', '--budget', 'flops=1G')
     assert code == 2 and 'run tools/analysis_tools/benchmark_subnets.py' in out
     assert load_table(str(path))['quality_key'] == 'top1'
+
+
+def test_nothing_fits_has_one_exit_code_of_its_own(tmp_path):
+    """Issue 31, item 6: benchmark_subnets.py exited 0 and select_subnet.py 1 (also any crash's code) when nothing
+    fit; every tool that takes a budget now exits with NO_SUBNET_FITS, distinct from a crash and a usage error."""
+    assert NO_SUBNET_FITS not in (0, 1, 2)
+    fits, unfit = select_subnet(TABLE, 'latency=45ms'), select_subnet(TABLE, 'memory=1KiB')
+    assert fits.exit_code == 0 and unfit.exit_code == NO_SUBNET_FITS
+    assert exit_code([fits, fits]) == 0 and exit_code([fits, unfit]) == NO_SUBNET_FITS and exit_code([]) == 0
+    path = tmp_path / 'subnets.json'
+    path.write_text(json.dumps(TABLE))
+    code, out = run_tool(SELECT_TOOL, path, '--budget', 'memory=100MB', check=False)  # a chained script sees it
+    assert code == NO_SUBNET_FITS and 'no sub-network fits memory <= 95.37 MiB: the cheapest, TTTT, needs 250' in out
+    assert json.load(open(tmp_path / 'selection.json'))['fits'] is False
 
 
 def test_controller_switches_depth_for_each_deadline_and_learns_the_machine():

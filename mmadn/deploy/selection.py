@@ -3,11 +3,19 @@
 A budget is measured on the device that will run the model, so FLOPs alone do not decide: on a CPU the base-net
 saves less time than FLOPs (the skippable blocks run at a lower GFLOP/s than the rest). The choice is the best
 quality whose cost fits; ties go to the cheaper sub-network. A table saved once is enough: nothing is re-measured.
+
+Every tool that takes a budget exits with :data:`NO_SUBNET_FITS` when no measured sub-network fits it (after
+writing what it makes), so a script that chains on the exit code stops there.
 """
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+#: Exit code of every tool whose budget no measured sub-network fits (``benchmark_subnets.py --budget``,
+#: ``select_subnet.py``, ``deadline_demo.py``). Not 1, which Python exits with on any uncaught error, nor 2,
+#: argparse's code for a bad command line: a script can tell "nothing fits" from a failure.
+NO_SUBNET_FITS = 3
 
 # metric -> (table column, unit of that column, accepted units with their factor to it)
 _METRICS = {
@@ -76,7 +84,8 @@ def add_budget_arguments(parser) -> None:
         return value
 
     parser.add_argument('--budget', type=budget, metavar='METRIC=VALUE',
-                        help='latency=40ms | flops=20G | memory=300MB: choose the best sub-network that fits')
+                        help='latency=40ms | flops=20G | memory=300MB: choose the best sub-network that fits '
+                        f'(exits with {NO_SUBNET_FITS} when none does)')
     parser.add_argument('--percentile', type=percentile, metavar='P',
                         help='hold the P-th percentile of the timed runs to a latency budget (default: median)')
 
@@ -149,12 +158,22 @@ class Selection:
                 f'{self.cost:.4g} {unit}, margin {self.margin:.4g} {unit} ({len(self.fitting)} of the measured '
                 'sub-networks fit)')
 
+    @property
+    def exit_code(self) -> int:
+        """What a tool that selected exits with: 0, or :data:`NO_SUBNET_FITS`."""
+        return 0 if self.fits else NO_SUBNET_FITS
+
     def to_dict(self) -> Dict:
         return dict(budget=dict(metric=self.budget.metric, limit=self.budget.limit, unit=self.budget.unit),
                     percentile=self.percentile, quality_key=self.quality_key, fits=self.fits, skip=self.skip,
                     quality=self.quality, cost=self.cost, margin=self.margin, fitting=self.fitting,
                     chosen=self.chosen, cheapest=self.cheapest['skip'], cheapest_cost=self.cheapest_cost,
                     summary=self.summary())
+
+
+def exit_code(selections: Iterable[Selection]) -> int:
+    """0 when every budget of a run found a sub-network, else :data:`NO_SUBNET_FITS` (one code for all tools)."""
+    return max((s.exit_code for s in selections), default=0)
 
 
 def load_table(path: str) -> Dict:

@@ -9,10 +9,10 @@ The model is built and loaded once; depth is switched in place. Quality comes fr
 evaluator (COCO bbox / segm AP for detection, top-1 / top-5 for classification), FLOPs from mmengine's analysis
 at the test input size, latency from warm runs (CUDA synchronised). Writes subnets.{md,csv,json,png} to the
 output directory; with --export, also the exported static model (checkpoint, config, and model.onnx: a classifier
-whole, a detector's backbone + neck) and its
-latency beside the adaptive model's; with --budget, the best sub-network that fits (selection.json; the same
-from a saved table: tools/deployment/select_subnet.py). Skips are written in their T/F form ('ttff', 'super',
-'base' accepted).
+whole, a detector's backbone + neck) and its latency beside the adaptive model's; with --budget, the best
+sub-network that fits (selection.json; the same from a saved table: tools/deployment/select_subnet.py); when none
+fits, the report is still written and the exit code is mmadn.deploy.selection.NO_SUBNET_FITS (3), as in every tool
+that takes a budget. Skips are written in their T/F form ('ttff', 'super', 'base' accepted).
 
 --memory-format (default auto): the backbone + neck run channels-last or contiguous in PyTorch; auto times both
 at the first sub-network and keeps the faster (recorded per row, the timings in the JSON). --backend: each
@@ -154,10 +154,12 @@ def main(argv=None):
         paths = _write(rows, out_dir, quality, f'{title}; latencies timed in rounds over all sub-networks')
     print(open(paths['md']).read())
     print('written: ' + ', '.join(paths.values()))
-    if args.budget is not None:  # exit code 0 either way: the table is what this tool makes
+    if args.budget is not None:  # the table is written either way; the exit code says whether anything fits
         selection = select_subnet(rows, args.budget, args.percentile, quality)
         print(selection.summary())
         print('written: ' + write_selection(selection, osp.join(out_dir, 'selection.json')))
+        return selection.exit_code
+    return 0
 
 
 def _format_note(row) -> str:
@@ -206,4 +208,4 @@ def export_and_time(runner, cfg, skip, device, args, out_dir, fmt='contiguous'):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -12,7 +12,9 @@ machine whose speed drifts slows them alike. The controller (``mmadn.deploy.Dead
 before each call from the table measured by benchmark_subnets.py. Default deadlines, from the table: a generous
 one (1.25 x the super-net's p90), then one between the base-net's p90 and the super-net's median. Writes
 deadline_demo.{md,json} to the output directory. The backbone + neck run in the memory format the table was
-measured in (its ``memory_format`` column).
+measured in (its ``memory_format`` column). A deadline below every sub-network's median in the table (nothing
+fits, as select_subnet.py --budget latency=... would say) is still run, the controller at its cheapest depth, and
+the tool then exits with mmadn.deploy.selection.NO_SUBNET_FITS (3), as every tool that takes a budget does.
 """
 import argparse
 import json
@@ -33,7 +35,7 @@ from mmadn.analysis import QUALITY_KEYS  # noqa: E402
 from mmadn.analysis.measure import time_once  # noqa: E402
 from mmadn.deploy import DeadlineController, load_table  # noqa: E402
 from mmadn.deploy.memory_format import memory_format  # noqa: E402
-from mmadn.deploy.selection import latency_percentile, row_cost  # noqa: E402
+from mmadn.deploy.selection import Budget, exit_code, latency_percentile, row_cost, select_subnet  # noqa: E402
 from mmadn.models import adaptive_backbones, set_subnet  # noqa: E402
 from mmadn.utils import at_least, check_dataset_paths, load_config, task_of  # noqa: E402
 
@@ -83,6 +85,7 @@ def main(argv=None):
         task = task_of(cfg)
         check_dataset_paths(cfg, ('test', ))
         deadlines = args.deadlines or default_deadlines(table)
+        selections = [select_subnet(table, Budget('latency', deadline)) for deadline in deadlines]
     except (FileNotFoundError, ValueError, KeyError) as err:
         parser.error(str(err))
     if not osp.isfile(args.checkpoint):
@@ -95,6 +98,9 @@ def main(argv=None):
     if not 0 <= args.percentile <= 100:
         parser.error(f'--percentile must be in [0, 100], got {args.percentile:g}')
     cfg.test_dataloader.batch_size = args.images_per_call  # a stream: N images per call
+    for selection in selections:
+        if not selection.fits:  # said now, before the long run; the exit code says it at the end
+            print(f'deadline_demo: {selection.summary()}', file=sys.stderr)
     device = torch.device(args.device)
 
     runner = Runner.from_cfg(cfg)
@@ -158,6 +164,7 @@ def main(argv=None):
     runner.call_hook('after_run')
     summary = summarize(results, policies, quality_keys)
     write(results, summary, out_dir, args, deadlines)
+    return exit_code(selections)
 
 
 def summarize(results, policies, quality_keys):
@@ -203,4 +210,4 @@ def write(results, summary, out_dir, args, deadlines):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -4,8 +4,9 @@
         [--percentile 90] [--out selection.json]
 
 The table is the subnets.json that tools/analysis_tools/benchmark_subnets.py wrote (which also selects with
---budget right after measuring). Prints the chosen sub-network, its quality, cost and the margin left; exits with
-code 1 when nothing fits (and says what the cheapest needs).
+--budget right after measuring). Prints the chosen sub-network, its quality, cost and the margin left; when nothing
+fits, says what the cheapest needs and exits with mmadn.deploy.selection.NO_SUBNET_FITS (3), as every tool that
+takes a budget does.
 """
 import argparse
 import os.path as osp
@@ -31,7 +32,7 @@ def main(argv=None) -> int:
     print(selection.summary())
     print('written: ' + write_selection(selection, args.out or osp.join(osp.dirname(osp.abspath(args.table)),
                                                                         'selection.json')))
-    return 0 if selection.fits else 1
+    return selection.exit_code
 
 
 if __name__ == '__main__':
