@@ -1,5 +1,6 @@
 """Issue 5: norm recalibration, the Pareto front, and benchmark_subnets end to end on a classification config;
-issue 13 (items 5, 6): its arguments checked first, a partial report kept, every row recalibrated."""
+issue 13 (items 5, 6): its arguments checked first, a partial report kept, every row recalibrated; issue 31
+(item 7): memory per depth."""
 import copy
 import json
 import os
@@ -12,8 +13,8 @@ import time
 import pytest
 import torch
 
-from mmadn.analysis import active_parameters, pareto_front
-from mmadn.analysis.benchmark import interleave_latencies
+from mmadn.analysis import active_parameters, active_weight_bytes, pareto_front, peak_memory
+from mmadn.analysis.benchmark import interleave_latencies, memory_columns
 from mmadn.datasets import make_classification_folder
 from mmadn.models import ResNetADN, recalibrate_norms, recalibrated
 
@@ -54,6 +55,38 @@ def test_pareto_front_by_hand():
     # (cost, quality): C is beaten by B (cheaper, better); D ties nothing and is the best
     points = [(1.0, 0.5), (2.0, 0.7), (3.0, 0.6), (4.0, 0.8)]
     assert pareto_front(points) == [0, 1, 3]
+
+
+def test_peak_memory_counts_what_an_operator_allocates_inside():
+    """Issue 31, item 7: the CPU peak summed each operator's net memory in the order they started, hiding what one
+    allocates and frees inside (a transposed convolution's contiguous copy of its input and its scratch)."""
+    cpu = torch.device('cpu')
+    with torch.no_grad():
+        assert peak_memory(lambda: [torch.ones(2**20), torch.ones(2**20)], cpu) == pytest.approx(8.0)
+        x = torch.randn(1, 64, 128, 128).transpose(2, 3)  # 4 MiB, not contiguous
+        w = torch.randn(64, 64, 2, 2)
+        # the output alone is 16 MiB (what the per-operator sum read); its input's contiguous copy comes on top
+        assert peak_memory(lambda: torch.nn.functional.conv_transpose2d(x, w, stride=2), cpu) >= 20.0
+
+
+def test_memory_of_a_depth_is_its_weights_plus_its_activations():
+    """Issue 31, item 7: peak_mem_mib read the same for all 16 depths (the activations peak at the stem, whatever
+    the depth); memory_mib adds the weights each sub-network runs, so the super-net needs more than the base-net."""
+    model = ResNetADN(18).eval()
+    x = torch.randn(1, 3, 64, 64)
+    columns = {}
+    for skip in ('FFFF', 'TTTT'):
+        model.skip = skip
+        columns[skip] = memory_columns(model, lambda: model(x), x, torch.device('cpu'))
+        params = active_parameters(model, lambda: model(x))
+        weights = active_weight_bytes(model, lambda: model(x))
+        assert params * 4 < weights < params * 4 * 1.01  # float32 parameters and the norms' statistics
+        assert columns[skip]['weights_mib'] == pytest.approx(weights / 2**20)
+    for c in columns.values():
+        assert c['memory_mib'] == pytest.approx(c['weights_mib'] + c['activation_peak_mib'])
+        assert c['activation_peak_mib'] > x.numel() * 4 / 2**20  # the input and at least one feature map
+    assert columns['FFFF']['memory_mib'] - columns['TTTT']['memory_mib'] > 10  # 11.2 M against 4.9 M weights
+    assert columns['FFFF']['activation_peak_mib'] == pytest.approx(columns['TTTT']['activation_peak_mib'], rel=0.1)
 
 
 def test_active_parameters_leave_out_skipped_blocks():

@@ -1,27 +1,28 @@
 """Issue 15: choosing a sub-network for a budget from a measured table, and switching depth under a deadline;
-issue 31 (item 6): one exit code for "nothing fits" in every tool."""
+issue 31 (items 6, 7): one exit code for "nothing fits" in every tool, memory budgets on weights + activations."""
 import json
 
 import pytest
 
 from mmadn.deploy import Budget, DeadlineController, load_table, select_subnet
-from mmadn.deploy.selection import NO_SUBNET_FITS, exit_code, latency_percentile
+from mmadn.deploy.selection import NO_SUBNET_FITS, add_budget_arguments, exit_code, latency_percentile
 from mmadn.models import ResNetADN
 
 from ._cli import run_main, run_tool
 
 SELECT_TOOL = 'tools/deployment/select_subnet.py'
 
-# quality, median latency, timed runs, GFLOPs, peak memory: TTFF beats FFTT at the same cost; TTTT is cheapest
+# quality, median latency, timed runs, GFLOPs, memory (weights + peak activations): TTFF beats FFTT at the same
+# cost; TTTT is cheapest
 ROWS = [
     dict(skip='FFFF', top1=90.0, latency_ms=50.0, latency_p90_ms=55.0, latency_samples_ms=[48, 50, 50, 52, 60],
-         gflops=4.0, peak_mem_mib=300.0),
+         gflops=4.0, memory_mib=300.0),
     dict(skip='TTFF', top1=89.0, latency_ms=42.0, latency_p90_ms=44.0, latency_samples_ms=[41, 42, 42, 43, 47],
-         gflops=3.5, peak_mem_mib=280.0),
+         gflops=3.5, memory_mib=280.0),
     dict(skip='FFTT', top1=88.0, latency_ms=42.0, latency_p90_ms=45.0, latency_samples_ms=[41, 42, 42, 44, 46],
-         gflops=3.5, peak_mem_mib=280.0),
+         gflops=3.5, memory_mib=280.0),
     dict(skip='TTTT', top1=86.0, latency_ms=35.0, latency_p90_ms=37.0, latency_samples_ms=[34, 35, 35, 36, 39],
-         gflops=2.6, peak_mem_mib=250.0),
+         gflops=2.6, memory_mib=250.0),
 ]
 TABLE = dict(title='hand-made', quality_key='top1', subnets=ROWS)
 
@@ -96,6 +97,19 @@ def test_nothing_fits_has_one_exit_code_of_its_own(tmp_path):
     code, out = run_tool(SELECT_TOOL, path, '--budget', 'memory=100MB', check=False)  # a chained script sees it
     assert code == NO_SUBNET_FITS and 'no sub-network fits memory <= 95.37 MiB: the cheapest, TTTT, needs 250' in out
     assert json.load(open(tmp_path / 'selection.json'))['fits'] is False
+
+
+def test_memory_budgets_hold_weights_and_activations_and_old_tables_are_named():
+    """Issue 31, item 7: --budget memory= selects on memory_mib (weights run + peak activations); a table from
+    before it, with only the activations' peak_mem_mib, is refused with what to do instead of a silent choice."""
+    import argparse
+    parser = argparse.ArgumentParser()
+    add_budget_arguments(parser)
+    assert 'weights the sub-network runs plus its peak of live activations' in ' '.join(parser.format_help().split())
+    assert [select_subnet(TABLE, f'memory={m}MiB').skip for m in (300, 299, 250)] == ['FFFF', 'TTFF', 'TTTT']
+    old = [{**{k: v for k, v in r.items() if k != 'memory_mib'}, 'peak_mem_mib': 3.418} for r in ROWS]
+    with pytest.raises(KeyError, match='activations only, not the weights.*re-run benchmark_subnets.py'):
+        select_subnet(old, 'memory=3.5MB', None, 'top1')
 
 
 def test_controller_switches_depth_for_each_deadline_and_learns_the_machine():

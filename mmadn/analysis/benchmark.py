@@ -11,7 +11,8 @@ from mmengine.logging import print_log
 
 from mmadn.models import adaptive_backbones, recalibrated, subnet
 from mmadn.models.utils.adaptive_depth import parse_skip, skip_to_str
-from .measure import active_parameters, count_flops, latency_stats, measure_latency, peak_memory, time_once
+from .measure import (active_parameters, active_weight_bytes, count_flops, latency_stats, measure_latency, peak_memory,
+                      time_once)
 
 QUALITY_KEYS = {'detection': ('coco/bbox_mAP', 'coco/segm_mAP'), 'classification': ('accuracy/top1', 'accuracy/top5')}
 
@@ -106,8 +107,8 @@ def measure_subnets(runner,
 
 
 def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, predict, warmup, runs) -> Dict:
-    """Quality, parameters, FLOPs, PyTorch latency and peak memory of the active sub-network (and a detector's
-    detections per test image)."""
+    """Quality, parameters, FLOPs, PyTorch latency and memory (``memory_columns``) of the active sub-network (and a
+    detector's detections per test image)."""
     counter = _DetectionCounter() if task == 'detection' else None
     if counter is not None:
         runner.register_hook(counter, priority='LOWEST')
@@ -126,11 +127,21 @@ def _measure_row(runner, model, backbone, skip, task, device, inputs, samples, p
     row.update({f'latency_{k}': v for k, v in measure_latency(predict, device, warmup, runs).items()})
     row['latency_ms'] = row.pop('latency_median_ms')
     row['backbone_latency_ms'] = measure_latency(lambda: model.backbone(inputs), device, warmup, runs)['median_ms']
-    with torch.no_grad():
-        row['peak_mem_mib'] = peak_memory(predict, device)
+    row.update(memory_columns(model, predict, inputs, device))
     if counter is not None and counter.images:
         row['detections'] = counter.detections / counter.images
     return row
+
+
+def memory_columns(model, predict: Callable[[], object], inputs: torch.Tensor, device: torch.device) -> Dict:
+    """What one sub-network needs in memory, in MiB: ``weights_mib``, the parameters and buffers of the modules it
+    runs (as exported alone: the adaptive model holds every depth's, so its process does not tell depths apart);
+    ``activation_peak_mib``, the input batch plus the peak allocated during one ``predict()`` (``peak_memory``);
+    ``memory_mib``, their sum, which ``--budget memory=`` holds."""
+    weights = active_weight_bytes(model, predict) / 2**20
+    with torch.no_grad():
+        activations = inputs.numel() * inputs.element_size() / 2**20 + peak_memory(predict, device)
+    return dict(weights_mib=weights, activation_peak_mib=activations, memory_mib=weights + activations)
 
 
 def _quality(metrics: Dict, task: str, skip: str, counter: Optional['_DetectionCounter'],

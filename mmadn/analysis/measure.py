@@ -12,13 +12,31 @@ from torch import nn
 from mmadn.models.utils.feature_recorder import FeatureRecorder
 
 
-def active_parameters(model: nn.Module, forward: Callable[[], object]) -> int:
-    """Parameters of the modules that ``forward`` actually runs (a skipped block's do not count)."""
+def _called_modules(model: nn.Module, forward: Callable[[], object]) -> List[nn.Module]:
     recorder = FeatureRecorder(model, keep_outputs=False)
     with torch.no_grad(), recorder.record():
         forward()
-    params = {id(p): p for module in recorder.called() for p in module.parameters(recurse=False)}
+    return recorder.called()
+
+
+def active_parameters(model: nn.Module, forward: Callable[[], object]) -> int:
+    """Parameters of the modules that ``forward`` actually runs (a skipped block's do not count)."""
+    params = {id(p): p for module in _called_modules(model, forward) for p in module.parameters(recurse=False)}
     return sum(p.numel() for p in params.values())
+
+
+def active_weight_bytes(model: nn.Module, forward: Callable[[], object]) -> int:
+    """Bytes of the parameters and buffers (norm statistics) the active sub-network keeps once deployed alone
+    (exported), whatever else the adaptive model holds: every module's, except the modules of the adaptive-depth
+    backbones that ``forward`` does not run (skipped blocks, the other depth's norm twins). Modules outside the
+    backbones count whether ``forward`` reached them or not: a mask head that found nothing to segment in this
+    batch is still part of the deployed model."""
+    from mmadn.models import adaptive_backbones
+    called = {id(m) for m in _called_modules(model, forward)}
+    adaptive = {id(m) for backbone in adaptive_backbones(model) for m in backbone.modules()}
+    tensors = {id(t): t for module in model.modules() if id(module) in called or id(module) not in adaptive
+               for t in (*module.parameters(recurse=False), *module.buffers(recurse=False))}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 class _Call(nn.Module):
@@ -93,9 +111,16 @@ def measure_latency(fn: Callable[[], object], device: torch.device, warmup: int 
 
 
 def peak_memory(fn: Callable[[], object], device: torch.device) -> float:
-    """Peak memory (MiB) allocated while ``fn()`` runs: CUDA's allocator statistics on a GPU; on CPU, the peak
-    of the allocation timeline recorded by torch's profiler (tensors only, no allocator overhead).
-    Grad mode is the caller's: wrap inference in ``torch.no_grad()``, measure a training step as it is."""
+    """Peak memory (MiB) allocated while ``fn()`` runs, above what was allocated before (so neither the weights
+    nor the inputs): CUDA's allocator statistics on a GPU; on CPU, the running sum of every allocation and free
+    torch's profiler records (tensors and operators' scratch buffers, no allocator overhead), in time order.
+
+    Not the operators' own memory summed in the order they start, as before: that nets each allocation against
+    the frees inside the same operator and hides the transient peaks within one (the demo Mask R-CNN's predict
+    read 6.3 MiB that way against 13.9 MiB in the allocation record). For inference this is the peak of the live
+    activations, which depends on the input and the heads' work more than on depth (a skipped block changes no
+    shape): ``memory_mib`` of benchmark_subnets.py adds the weights the sub-network runs. Grad mode is the
+    caller's: wrap inference in ``torch.no_grad()``, measure a training step as it is."""
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -106,10 +131,14 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> float:
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
+    results = getattr(prof.profiler, 'kineto_results', None)
+    if results is None:
+        raise RuntimeError(f'torch {torch.__version__}\'s profiler keeps no allocation record (kineto_results) to '
+                           'measure CPU memory from')
+    changes = sorted((e.start_ns(), e.nbytes()) for e in results.events() if e.name() == '[memory]')
     live = peak = 0
-    for event in events:
-        live += event.self_cpu_memory_usage
+    for _, change in changes:
+        live += change
         peak = max(peak, live)
     return peak / 2**20
 
@@ -123,3 +152,4 @@ def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:
         if not dominated:
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
+

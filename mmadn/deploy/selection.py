@@ -21,8 +21,8 @@ NO_SUBNET_FITS = 3
 _METRICS = {
     'latency': ('latency_ms', 'ms', {'ms': 1.0, 's': 1e3, 'us': 1e-3, '': 1.0}),
     'flops': ('gflops', 'GFLOPs', {'g': 1.0, 'gflops': 1.0, 'm': 1e-3, 'mflops': 1e-3, 't': 1e3, '': 1.0}),
-    'memory': ('peak_mem_mib', 'MiB', {'mib': 1.0, 'mb': 1e6 / 2**20, 'gib': 1024.0, 'gb': 1e9 / 2**20,
-                                       'kib': 1 / 1024, 'kb': 1e3 / 2**20, '': 1.0}),
+    'memory': ('memory_mib', 'MiB', {'mib': 1.0, 'mb': 1e6 / 2**20, 'gib': 1024.0, 'gb': 1e9 / 2**20,
+                                     'kib': 1 / 1024, 'kb': 1e3 / 2**20, '': 1.0}),
 }
 _BUDGET = re.compile(r'^\s*(\w+)\s*[=:<]\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*([a-zA-Z]*)\s*$')
 
@@ -30,7 +30,8 @@ _BUDGET = re.compile(r'^\s*(\w+)\s*[=:<]\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*([a
 @dataclass(frozen=True)
 class Budget:
     """An upper bound on one cost of the table: latency (ms), flops (GFLOPs, mmengine's multiply-adds) or
-    memory (MiB, the measured peak)."""
+    memory (MiB: the weights the sub-network runs plus its peak of live activations in one call, the table's
+    ``memory_mib``)."""
     metric: str
     limit: float
 
@@ -85,7 +86,9 @@ def add_budget_arguments(parser) -> None:
 
     parser.add_argument('--budget', type=budget, metavar='METRIC=VALUE',
                         help='latency=40ms | flops=20G | memory=300MB: choose the best sub-network that fits '
-                        f'(exits with {NO_SUBNET_FITS} when none does)')
+                        '(latency: the median unless --percentile; memory: the weights the sub-network runs plus '
+                        'its peak of live activations in one call, the memory_mib column); exits with '
+                        f'{NO_SUBNET_FITS} when none does')
     parser.add_argument('--percentile', type=percentile, metavar='P',
                         help='hold the P-th percentile of the timed runs to a latency budget (default: median)')
 
@@ -96,6 +99,10 @@ def row_cost(row: Dict, metric: str, percentile: Optional[float] = None) -> floa
     column = _METRICS[metric][0]
     if metric != 'latency' or percentile is None or percentile == 50:
         if row.get(column) is None:
+            if metric == 'memory' and row.get('peak_mem_mib') is not None:
+                raise KeyError(f'sub-network {row.get("skip")} has no {column!r}: the table is from before it was '
+                               'measured (its peak_mem_mib holds the activations only, not the weights); re-run '
+                               'benchmark_subnets.py')
             raise KeyError(f'sub-network {row.get("skip")} has no {column!r}: the table does not measure {metric}')
         return float(row[column])
     if not 0 <= percentile <= 100:
@@ -147,7 +154,7 @@ class Selection:
     def cost_name(self) -> str:
         if self.budget.metric == 'latency' and self.percentile not in (None, 50):
             return f'p{self.percentile:g} latency'
-        return {'latency': 'median latency', 'flops': 'FLOPs', 'memory': 'peak memory'}[self.budget.metric]
+        return {'latency': 'median latency', 'flops': 'FLOPs', 'memory': 'memory'}[self.budget.metric]
 
     def summary(self) -> str:
         unit = self.budget.unit

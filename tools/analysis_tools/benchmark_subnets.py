@@ -1,4 +1,4 @@
-"""Benchmark every sub-network of an ADN model: quality, parameters, FLOPs, latency and peak memory.
+"""Benchmark every sub-network of an ADN model: quality, parameters, FLOPs, latency, memory (weights + activations).
 
     python tools/analysis_tools/benchmark_subnets.py CONFIG CHECKPOINT [--skips FFFF TTTT ...]
         [--out-dir DIR] [--recalibrate N] [--export SKIP [--fuse]] [--runs N] [--warmup N] [--device cpu|cuda]
