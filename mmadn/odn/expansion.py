@@ -7,7 +7,8 @@ Phases: ``warmup`` (all levels, fixed number of epochs) -> ``expand`` (from dept
 the current one stops improving for ``patience`` epochs below ``target - tolerance``) -> ``finetune`` (deepening
 stopped: the target was reached, or the full depth is being trained; continue until ``patience`` epochs without
 improvement) -> ``done``. In every phase after warm-up the learning rate decays by ``lr_factor`` after
-``lr_patience`` epochs without improvement (reduce-on-plateau), and each new depth restarts at the base rate.
+``lr_patience`` epochs without improvement (reduce-on-plateau), and each new depth restarts at the base rate
+(depth 1) or at ``deeper_lr_factor`` times it (every later depth: the notebooks' half rate).
 """
 import math
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ PHASES = (WARMUP, EXPAND, FINETUNE, DONE)
 #   start    warm-up over: train depth 1 alone from the base learning rate
 #   continue nothing changes
 #   decay    multiply the learning rate by lr_factor
-#   expand   deepen by one level, from the base learning rate
+#   expand   deepen by one level, from the base learning rate x deeper_lr_factor
 #   finetune the target is reached: stop deepening, keep training this depth
 #   stop     the procedure is over; this depth is the optimal one
 ACTIONS = ('warmup', 'start', 'continue', 'decay', 'expand', 'finetune', 'stop')
@@ -61,6 +62,9 @@ class DepthExpansion:
             torch's ``ReduceLROnPlateau(patience=lr_patience - 1)`` is the same rule).
         lr_factor (float): Learning-rate decay factor.
         min_delta (float): An epoch improves when its accuracy exceeds the best by more than this.
+        deeper_lr_factor (float): Every depth after the first starts at this multiple of the base rate (the
+            notebooks restart depths 2, 3, ... at half the expansion rate: 0.5; CIFAR-10's at the full rate: 1).
+            Defaults to 1.0.
     """
 
     def __init__(self,
@@ -71,7 +75,8 @@ class DepthExpansion:
                  patience: int = 23,
                  lr_patience: int = 5,
                  lr_factor: float = 0.6,
-                 min_delta: float = 0.0):
+                 min_delta: float = 0.0,
+                 deeper_lr_factor: float = 1.0):
         _check(isinstance(num_levels, int) and num_levels >= 1, f'num_levels must be an int >= 1, got {num_levels}')
         _check(isinstance(target, (int, float)) and math.isfinite(target),
                f'target must be the accuracy to reach (e.g. 99.5 for 99.5 %), got {target!r}')
@@ -83,6 +88,10 @@ class DepthExpansion:
                f'lr_patience must be an int >= 1, got {lr_patience!r}')
         _check(0 < lr_factor <= 1, f'lr_factor must be in (0, 1], got {lr_factor}')
         _check(min_delta >= 0, f'min_delta must be >= 0, got {min_delta}')
+        _check(isinstance(deeper_lr_factor, (int, float)) and not isinstance(deeper_lr_factor, bool)
+               and math.isfinite(deeper_lr_factor) and deeper_lr_factor > 0,
+               f'deeper_lr_factor (the rate of depths 2, 3, ... as a multiple of depth 1\'s) must be a number > 0, '
+               f'e.g. 0.5 for the notebooks\' half rate; got {deeper_lr_factor!r}')
         self.num_levels = num_levels
         self.target = float(target)
         self.tolerance = float(tolerance)
@@ -91,6 +100,7 @@ class DepthExpansion:
         self.lr_patience = lr_patience
         self.lr_factor = float(lr_factor)
         self.min_delta = float(min_delta)
+        self.deeper_lr_factor = float(deeper_lr_factor)
 
         self.epoch = 0
         self.best: Dict[int, float] = {}
@@ -117,7 +127,7 @@ class DepthExpansion:
         self.phase = FINETUNE if level == self.num_levels else EXPAND
         self.level = level
         self.bad_epochs = self.lr_bad_epochs = 0
-        self.lr_scale = 1.0
+        self.lr_scale = 1.0 if level == 1 else self.deeper_lr_factor
 
     def step(self, accuracy: float) -> Decision:
         """Feed the validation accuracy of the epoch just trained; returns the decision for the next one."""

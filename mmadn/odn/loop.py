@@ -1,8 +1,10 @@
 """``ODNTrainLoop``: the ODN training procedure as an mmengine train loop (ODN spec, "Training").
 
 Each epoch trains, runs the validation loop, and feeds its accuracy to :class:`DepthExpansion`, whose decision
-is applied here: the model's depth level and warm-up loss, the learning rate (base rate for each new depth,
-reduce-on-plateau), the optimizer state, the warm-up weights, and the best checkpoint of the current depth.
+is applied here: the model's depth level and warm-up loss, the learning rate (the expansion rate for depth 1,
+``deeper_lr_factor`` times it for every later depth, reduce-on-plateau), the optimizer state, the warm-up
+weights, and the best checkpoint of the current depth. The warm-up trains at the optimizer's own rate, under the
+config's ``param_scheduler``.
 
 Resuming: mmengine saves the epoch checkpoint before validation, so a checkpoint holds the expansion state
 decided up to the previous epoch. On resume the loop finds that one epoch is trained but not decided, validates
@@ -10,6 +12,7 @@ the (restored) weights and replays the decision; everything after is as in an un
 lives in the message hub (``'odn'``), which mmengine checkpoints and restores.
 """
 import json
+import math
 import os
 import os.path as osp
 import time
@@ -42,6 +45,12 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             improvement, as the public code; torch's ``ReduceLROnPlateau(patience=4)``. Defaults to 5.
         lr_factor (float): Learning-rate decay on plateau. Defaults to 0.6.
         min_delta (float): Improvement needed to count as one. Defaults to 0.
+        expansion_lr (float, optional): Learning rate of depth 1 after the warm-up (the notebooks' rate of
+            ``train_till_convergence``, e.g. 0.01 for MNIST after a 0.001 warm-up). Parameter groups with a rate
+            of their own (``paramwise_cfg``) and ``--auto-scale-lr`` scale it as they scale the optimizer's
+            ``lr``. Defaults to None: the optimizer's ``lr``, the warm-up's.
+        deeper_lr_factor (float): Every depth after the first starts at this multiple of ``expansion_lr`` (the
+            notebooks: 0.5, CIFAR-10's: 1). Defaults to 1.0.
         restart_from_warmup (bool): Each new depth starts from the warm-up weights (the public code) rather
             than from the weights the previous depth ended with (the paper's "as the earlier blocks converge").
             Defaults to True: on the dotted-lines demo it reached the target at an equal or smaller depth, in
@@ -60,6 +69,8 @@ class ODNTrainLoop(EpochBasedTrainLoop):
                  lr_patience: int = 5,
                  lr_factor: float = 0.6,
                  min_delta: float = 0.0,
+                 expansion_lr: Optional[float] = None,
+                 deeper_lr_factor: float = 1.0,
                  restart_from_warmup: bool = True,
                  metric: str = 'accuracy/top1',
                  max_epochs: int = 1000) -> None:
@@ -73,7 +84,14 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             patience=patience,
             lr_patience=lr_patience,
             lr_factor=lr_factor,
-            min_delta=min_delta)
+            min_delta=min_delta,
+            deeper_lr_factor=deeper_lr_factor)
+        if expansion_lr is not None and not (isinstance(expansion_lr, (int, float))
+                                             and not isinstance(expansion_lr, bool) and math.isfinite(expansion_lr)
+                                             and expansion_lr > 0):
+            raise ValueError(f'train_cfg.expansion_lr is the learning rate of depth 1 after the warm-up: a number '
+                             f'> 0 (e.g. 0.01), or None for the optimizer\'s lr; got {expansion_lr!r}')
+        self.expansion_lr = expansion_lr
         DepthExpansion(1, **self.expansion_args)  # bad settings fail when the runner is built, not hours later
         super().__init__(runner, dataloader, max_epochs=max_epochs, val_begin=1, val_interval=1)
         self.restart_from_warmup = restart_from_warmup
@@ -124,9 +142,11 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             if self._epoch != 0:
                 raise RuntimeError(f'resumed at epoch {self._epoch} from a checkpoint without ODN state; resume '
                                    'from a checkpoint written by ODNTrainLoop, or start with load_from instead')
-            self.base_lrs = [group.get('initial_lr', group['lr']) for group in self.runner.optim_wrapper.param_groups]
-            if self.restart_from_warmup and self.controller.phase != WARMUP:
-                self._save_warmup()  # no warm-up: each depth restarts from the initial weights
+            self.base_lrs = self._expansion_lrs()
+            if self.controller.phase != WARMUP:  # no warm-up: depth 1 trains from the first epoch
+                self._set_lrs()
+                if self.restart_from_warmup:
+                    self._save_warmup()  # each depth restarts from the initial weights
         else:
             self.controller.load_state_dict(state['expansion'])
             self.base_lrs = list(state['base_lrs'])
@@ -151,6 +171,11 @@ class ODNTrainLoop(EpochBasedTrainLoop):
         warmup_epochs = self.expansion_args['warmup_epochs']
         for scheduler in schedulers:
             end_epochs = scheduler.end if scheduler.by_epoch else scheduler.end / len(self.dataloader)
+            if end_epochs > warmup_epochs and warmup_epochs == 0:
+                raise ValueError(
+                    f'{type(scheduler).__name__} schedules the learning rate, but train_cfg.warmup_epochs=0: '
+                    'there is no warm-up to schedule, and after it ODNTrainLoop sets the learning rate itself. '
+                    'Set param_scheduler = [] in the config.')
             if end_epochs > warmup_epochs:
                 raise ValueError(
                     f'{type(scheduler).__name__} ends at epoch {end_epochs:g}, after the warm-up '
@@ -182,12 +207,29 @@ class ODNTrainLoop(EpochBasedTrainLoop):
         if decision.action in ('start', 'expand'):
             self.runner.optim_wrapper.optimizer.state.clear()  # a new depth starts a fresh optimizer
         if decision.action in ('start', 'expand', 'decay'):
-            for group, base_lr in zip(self.runner.optim_wrapper.param_groups, self.base_lrs):
-                group['lr'] = base_lr * decision.lr_scale
+            self._set_lrs()
         self._apply_phase()
         self._log(decision)
         self._save_state()
         return decision
+
+    def _expansion_lrs(self) -> List[float]:
+        """Each parameter group's rate for depth 1: its warm-up rate, times ``expansion_lr / optimizer lr``."""
+        groups = self.runner.optim_wrapper.param_groups
+        warmup_lrs = [group.get('initial_lr', group['lr']) for group in groups]  # before any scheduler
+        if self.expansion_lr is None:
+            return warmup_lrs
+        # the optimizer's own lr, before --auto-scale-lr scaled the groups: the ratio keeps lr_mult and scaling
+        optimizer_lr = self.runner.optim_wrapper.optimizer.defaults.get('lr')
+        if not optimizer_lr:
+            raise ValueError(f'train_cfg.expansion_lr={self.expansion_lr} scales every parameter group by '
+                             f'expansion_lr / optim_wrapper.optimizer.lr, but that lr is {optimizer_lr!r}: give '
+                             'the optimizer the warm-up\'s rate (> 0)')
+        return [lr * self.expansion_lr / optimizer_lr for lr in warmup_lrs]
+
+    def _set_lrs(self) -> None:
+        for group, base_lr in zip(self.runner.optim_wrapper.param_groups, self.base_lrs):
+            group['lr'] = base_lr * self.controller.lr_scale
 
     def _apply_phase(self) -> None:
         self.model.level = self.controller.level
@@ -278,7 +320,11 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             target=c.target,
             tolerance=c.tolerance,
             restart_from_warmup=self.restart_from_warmup,
-            settings=dict(self.expansion_args, num_levels=c.num_levels, restart_from_warmup=self.restart_from_warmup),
+            settings=dict(
+                self.expansion_args,
+                num_levels=c.num_levels,
+                restart_from_warmup=self.restart_from_warmup,
+                expansion_lr=self.expansion_lr),
             epochs=c.epoch,
             elapsed_s=list(self.elapsed),
             history=c.history)
