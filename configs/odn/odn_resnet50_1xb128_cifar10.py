@@ -6,4 +6,8 @@ _base_ = [
     './_base_/schedule_odn.py',
 ]
 
-train_cfg = dict(target=94.5)
+# The CIFAR-10 notebook: no warm-up (so no warm-up schedule; every new depth restarts from the initial
+# weights) and 0.01 for every depth, the later ones included (it does not halve the rate as the others do)
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+param_scheduler = []
+train_cfg = dict(target=94.5, warmup_epochs=0, expansion_lr=0.01, deeper_lr_factor=1.0)
