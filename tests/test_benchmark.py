@@ -1,6 +1,6 @@
 """Issue 5: norm recalibration, the Pareto front, and benchmark_subnets end to end on a classification config;
-issue 13 (items 5, 6): its arguments checked first, a partial report kept, every row recalibrated; issue 31
-(item 7): memory per depth."""
+issue 13 (items 5, 6): its arguments checked first, a partial report kept, every row recalibrated; issue 30: the
+depths not worth running flagged; issue 31 (items 6, 7): memory per depth, one exit code when nothing fits."""
 import copy
 import json
 import os
@@ -13,12 +13,15 @@ import time
 import pytest
 import torch
 
-from mmadn.analysis import active_parameters, active_weight_bytes, pareto_front, peak_memory
+from mmadn.analysis import (active_parameters, active_weight_bytes, check_depths, pareto_front, peak_memory,
+                            runs_blocks_of)
 from mmadn.analysis.benchmark import interleave_latencies, memory_columns
+from mmadn.analysis.report import write_report
 from mmadn.datasets import make_classification_folder
+from mmadn.deploy.selection import NO_SUBNET_FITS
 from mmadn.models import ResNetADN, recalibrate_norms, recalibrated
 
-from ._cli import ROOT, THREADS, load_tool, run_tool
+from ._cli import ROOT, THREADS, load_tool, run_main, run_tool
 
 CLS_CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 
@@ -55,6 +58,62 @@ def test_pareto_front_by_hand():
     # (cost, quality): C is beaten by B (cheaper, better); D ties nothing and is the best
     points = [(1.0, 0.5), (2.0, 0.7), (3.0, 0.6), (4.0, 0.8)]
     assert pareto_front(points) == [0, 1, 3]
+
+
+# The README's demo table (issue 30): skip, bbox_mAP, median and p90 latency (ms)
+DEMO_TABLE = """FFFF 0.741 27.1 27.46  FFFT 0.735 24.9 25.15  FFTF 0.731 26.46 27.03  FFTT 0.729 24.68 25.25
+FTFF 0.696 25.54 26.38  FTFT 0.689 24.16 24.63  FTTF 0.714 25.19 25.56  FTTT 0.718 23.4 23.86
+TFFF 0.71 25.79 25.98  TFFT 0.707 24.15 24.64  TFTF 0.713 26.32 26.86  TFTT 0.708 23.77 24.14
+TTFF 0.658 24.58 25.12  TTFT 0.654 23.36 25.54  TTTF 0.686 23.8 24.22  TTTT 0.691 22.05 22.22"""
+
+
+def _demo_rows():
+    words = DEMO_TABLE.split()
+    return [dict(skip=words[i], bbox_mAP=float(words[i + 1]), latency_ms=float(words[i + 2]),
+                 latency_p90_ms=float(words[i + 3])) for i in range(0, len(words), 4)]
+
+
+def test_a_subnetwork_runs_the_blocks_of_another():
+    assert runs_blocks_of('FFFF', 'TTTT') and runs_blocks_of('FTFF', 'FTTT') and runs_blocks_of('FFTF', 'TFTT')
+    assert not runs_blocks_of('TTFF', 'FFTT') and not runs_blocks_of('TTTT', 'FFFF')  # neither runs the other's
+    assert not runs_blocks_of('FTFT', 'FTFT')  # not more blocks
+    with pytest.raises(ValueError, match='different backbones'):
+        runs_blocks_of('FFF', 'TTTT')
+
+
+def test_depths_not_worth_running_on_the_readme_demo_table():
+    """Issue 30: A is flagged when it runs a superset of B's blocks and scores > 0.005 below B. The README's table
+    has 6 such pairs (the issue counted 9; TTTF is exactly 0.005 below TTTT, not more) and 5 sub-networks on the
+    median-latency Pareto front, 4 on the p90 one (the issue's count): FFTT is faster than FFFT at the median
+    (24.68 against 24.9 ms) but not at p90 (25.25 against 25.15 ms)."""
+    rows = _demo_rows()
+    check = check_depths(rows, 'bbox_mAP')
+    assert check.front == ['TTTT', 'FTTT', 'FFTT', 'FFFT', 'FFFF']  # cheapest first
+    assert [(a, b) for a, b, _ in check.pairs] == [('TTFT', 'TTTT'), ('TTFF', 'TTTT'), ('FTFT', 'FTTT'),
+                                                   ('TTFF', 'TTTF'), ('FTFF', 'FTTT'), ('FTFF', 'FTTF')]
+    assert check.pairs[0][2] == pytest.approx(0.037)
+    assert check.beaten_by()['TTFF'] == [('TTTT', pytest.approx(0.033)), ('TTTF', pytest.approx(0.028))]
+    assert check.summary() == ('5 of 16 on the latency Pareto front (TTTT, FTTT, FFTT, FFFT, FFFF); 6 pairs where '
+                               'more blocks score > 0.005 lower (bbox_mAP) (worst: TTFT 0.037 below TTTT)')
+    assert check_depths(rows, 'bbox_mAP', 'latency_p90_ms').front == ['TTTT', 'FTTT', 'FFFT', 'FFFF']
+    # percent accuracies (mmpretrain's top1) are compared at 0.5 points
+    top1 = [dict(skip='FFFF', top1=80.0, latency_ms=2.0), dict(skip='TTTT', top1=80.4, latency_ms=1.0),
+            dict(skip='TFFF', top1=78.0, latency_ms=1.5)]
+    assert [(a, b) for a, b, _ in check_depths(top1, 'top1').pairs] == [('TFFF', 'TTTT')]
+
+
+def test_the_report_marks_the_depths_not_worth_running(tmp_path):
+    rows = [{**r, 'gflops': 2.0 + r['skip'].count('F') / 10} for r in _demo_rows()]
+    paths = write_report(rows, str(tmp_path), 'bbox_mAP', 'demo')
+    md = open(paths['md']).read()
+    assert '| latency_pareto | beaten_by |' in md
+    assert '| TTFF | 0.658 | 24.58 | 25.12 | 2.2 |  | TTTT (-0.033), TTTF (-0.028) |' in md
+    assert '| TTTT | 0.691 | 22.05 | 22.22 | 2 | yes |  |' in md
+    assert md.rstrip().endswith('6 pairs where more blocks score > 0.005 lower (bbox_mAP) (worst: TTFT 0.037 '
+                                'below TTTT)')
+    saved = json.load(open(paths['json']))['depth_check']
+    assert len(saved['pairs']) == 6 and len(saved['front']) == 5
+    assert osp.getsize(paths['png']) > 0
 
 
 def test_peak_memory_counts_what_an_operator_allocates_inside():
@@ -133,6 +192,25 @@ def test_benchmark_tool_on_a_classification_config(cls_checkpoint, tmp_path):
     assert osp.isfile(tmp_path / 'export_TTTT' / 'model.onnx')  # the classifier whole
     assert osp.isfile(tmp_path / 'export_TTTT' / 'model.pth') and osp.isfile(tmp_path / 'export_TTTT' / 'config.py')
     assert '| skip |' in out and 'latencies timed in rounds over all sub-networks' in out
+
+
+def test_benchmark_tool_memory_depth_check_and_a_budget_nothing_fits(cls_checkpoint, tmp_path, capsys):
+    """Issue 31, items 6 and 7, issue 30: the table is written, memory differs between depths, the report counts
+    the Pareto points, and a budget that nothing fits exits with NO_SUBNET_FITS (it exited 0)."""
+    ckpt, opts = cls_checkpoint
+    code, out = run_main(capsys, 'tools/analysis_tools/benchmark_subnets.py', CLS_CONFIG, ckpt, '--skips', 'FFFF',
+                         'TTTT', '--out-dir', tmp_path, '--runs', '1', '--warmup', '0', '--budget', 'memory=1KiB',
+                         '--cfg-options', *opts)
+    assert code == NO_SUBNET_FITS, out[-3000:]
+    assert 'no sub-network fits memory <= 0.0009766 MiB' in out
+    assert 'of 2 on the latency Pareto front' in out and 'pairs where more blocks score > 0.5 lower (top1)' in out
+    rows = {r['skip']: r for r in json.load(open(tmp_path / 'subnets.json'))['subnets']}
+    assert rows['FFFF']['memory_mib'] > rows['TTTT']['memory_mib'] > rows['TTTT']['weights_mib'] > 0
+    assert json.load(open(tmp_path / 'selection.json'))['fits'] is False
+    between = (rows['FFFF']['memory_mib'] + rows['TTTT']['memory_mib']) / 2
+    code, out = run_main(capsys, 'tools/deployment/select_subnet.py', tmp_path / 'subnets.json', '--budget',
+                         f'memory={between}MiB')
+    assert code == 0 and out.startswith('TTTT for memory')
 
 
 def test_latencies_are_timed_in_rounds_over_the_subnets():

@@ -3,6 +3,7 @@ import math
 import statistics
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -153,3 +154,65 @@ def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
 
+
+def runs_blocks_of(larger: str, smaller: str) -> bool:
+    """Whether sub-network ``larger`` runs every block that ``smaller`` runs, and more: it keeps (``F``) the
+    skippable blocks of every stage that ``smaller`` keeps, and of at least one more."""
+    if len(larger) != len(smaller):
+        raise ValueError(f'skips {larger!r} and {smaller!r} are of different backbones')
+    return larger != smaller and all(a == 'F' for a, b in zip(larger, smaller) if b == 'F')
+
+
+# quality columns in percent (mmpretrain's Accuracy): a tolerance on a 0-1 scale is scaled by 100 for them
+PERCENT_QUALITY = ('top1', 'top5')
+
+
+@dataclass
+class DepthCheck:
+    """Which depths are worth running (``check_depths``): the cost-quality Pareto front, and the pairs where a
+    sub-network that runs more blocks scores lower than one running a subset of them (the more blocks are then
+    never worth their cost: the smaller one is cheaper and better)."""
+    quality_key: str
+    cost_key: str
+    tolerance: float
+    num_rows: int
+    front: List[str]
+    pairs: List[Tuple[str, str, float]] = field(default_factory=list)  # (more blocks, subset, deficit), worst first
+
+    def beaten_by(self) -> Dict[str, List[Tuple[str, float]]]:
+        """Each flagged sub-network -> the ones running a subset of its blocks that beat it, by how much."""
+        beaten: Dict[str, List[Tuple[str, float]]] = {}
+        for larger, smaller, deficit in self.pairs:
+            beaten.setdefault(larger, []).append((smaller, deficit))
+        return beaten
+
+    def summary(self) -> str:
+        cost = self.cost_key.split('_')[0] if self.cost_key.endswith('_ms') else self.cost_key
+        line = (f'{len(self.front)} of {self.num_rows} on the {cost} Pareto front ({", ".join(self.front)}); '
+                f'{len(self.pairs)} pairs where more blocks score > {self.tolerance:g} lower ({self.quality_key})')
+        if self.pairs:
+            larger, smaller, deficit = self.pairs[0]
+            line += f' (worst: {larger} {deficit:.4g} below {smaller})'
+        return line
+
+    def to_dict(self) -> Dict:
+        return dict(quality_key=self.quality_key, cost_key=self.cost_key, tolerance=self.tolerance,
+                    front=self.front, pairs=[list(p) for p in self.pairs], summary=self.summary())
+
+
+def check_depths(rows: Sequence[Dict], quality_key: str, cost_key: str = 'latency_ms',
+                 tolerance: float = 0.005) -> DepthCheck:
+    """The Pareto front of ``rows`` (cost ``cost_key`` against ``quality_key``) and every pair (A, B) where A runs
+    a superset of B's blocks (``runs_blocks_of``) and scores more than ``tolerance`` below it.
+
+    ``tolerance`` is on a 0-1 scale (COCO AP); for percent columns (``PERCENT_QUALITY``) it is scaled by 100.
+    Rows without the quality or the cost (not measured) are left out of both. The deficit is rounded to 9 decimals
+    first, so that 0.691 - 0.686 is not above 0.005 by a float's last bit."""
+    rows = [r for r in rows if r.get(quality_key) is not None and r.get(cost_key) is not None]
+    if quality_key in PERCENT_QUALITY:
+        tolerance = tolerance * 100
+    front = [rows[i]['skip'] for i in pareto_front([(r[cost_key], r[quality_key]) for r in rows])]
+    pairs = [(a['skip'], b['skip'], b[quality_key] - a[quality_key]) for a in rows for b in rows
+             if runs_blocks_of(a['skip'], b['skip']) and round(b[quality_key] - a[quality_key], 9) > tolerance]
+    pairs.sort(key=lambda p: -p[2])
+    return DepthCheck(quality_key, cost_key, tolerance, len(rows), front, pairs)
