@@ -197,6 +197,26 @@ def test_ofa_default_is_the_public_codes_kl_normalisation_c100(gamma, T):
     assert torch.allclose(kl_per_sample, kl_default * c, rtol=1e-9)
 
 
+def test_batchmean_keeps_t_squared_so_the_papers_kl_is_c_over_t_squared_times_the_default():
+    """docs/imta.md: 'batchmean' is the paper's per-sample KL times T^2 (9x the paper's term at T=3); the paper's
+    formula, without T^2, is C / T^2 times the default's term (about 11x on CIFAR-100 at T=3), not C times (100x)."""
+    torch.manual_seed(0)
+    n, c, gamma, T = 8, 100, 0.9, 3.0
+    student, teacher = torch.randn(n, c, dtype=torch.float64) * 2, torch.randn(n, c, dtype=torch.float64) * 2
+    labels = torch.randint(0, c, (n, ))
+    ce = F.cross_entropy(student, labels)
+    log_p_s, log_p_t = F.log_softmax(student / T, dim=1), F.log_softmax(teacher / T, dim=1)
+    paper = gamma * (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean()  # gamma KL(p_t || p_s), per-sample mean
+    terms = {}
+    for reduction in ('mean', 'batchmean'):
+        loss = one_for_all_losses([student, teacher], lambda z: F.cross_entropy(z, labels), gamma, T,
+                                  kl_reduction=reduction)[0]
+        terms[reduction] = loss - (1 - gamma) * ce
+    assert torch.allclose(terms['batchmean'], paper * T * T, rtol=1e-9)  # 9x the paper's term
+    assert torch.allclose(paper / terms['mean'], torch.tensor(c / T**2, dtype=torch.float64), rtol=1e-9)
+    assert round((paper / terms['mean']).item(), 1) == 11.1
+
+
 def _samples(labels):
     return [DataSample().set_gt_label(int(y)) for y in labels]
 
