@@ -251,3 +251,16 @@ def test_train_resumes_after_last_checkpoint_was_emptied(tmp_path):
     assert 'is empty: resuming from the newest complete checkpoint' in out, out[-3000:]
     assert re.search(r'resumed epoch: \d+, iter: 2', out), out[-3000:]
     assert (work / 'last_checkpoint').read_text().endswith('iter_3.pth')
+
+
+def test_benchmark_tool_runs_the_preflight_before_building_the_model(tmp_path):
+    root = str(tmp_path / 'coco')
+    make_coco_instances(root, num_train=2, num_val=2, size=(64, 64), max_objects=2, seed=0)
+    os.remove(osp.join(root, 'val2017', sorted(os.listdir(osp.join(root, 'val2017')))[0]))
+    ckpt = tmp_path / 'det.pth'
+    ckpt.write_bytes(b'')  # never read: the data is refused first
+    options = [f'test_dataloader.dataset.data_root={root}/',
+               f'test_evaluator.ann_file={root}/annotations/instances_val2017.json']
+    code, out = run_tool('tools/analysis_tools/benchmark_subnets.py', DET_CONFIG, ckpt, '--cfg-options', *options,
+                         check=False)
+    assert code == 2 and '1 of the 2 images of the test dataset' in out, out[-3000:]

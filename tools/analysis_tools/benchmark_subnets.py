@@ -20,7 +20,8 @@ sub-network's backbone + neck is exported to ONNX (<out-dir>/onnx/SKIP.onnx), ch
 that runtime (CPU); latency_ms is then the whole model with the runtime's features (heads in PyTorch), beside
 pytorch_latency_ms, part_latency_ms (the runtime alone) and pytorch_part_latency_ms.
 
-Every argument is checked before the runner is built, the checkpoint is loaded once before the first
+Every argument is checked before the runner is built, the datasets it reads are loaded and checked once
+(mmadn.utils.dataset_preflight; --skip-data-check: the paths only), the checkpoint is loaded once before the first
 sub-network (so every row, the first included, runs with its recalibrated statistics and the checkpoint's come
 back after it), and the report is rewritten after every sub-network: a run stopped midway keeps what it measured.
 """
@@ -46,7 +47,7 @@ from mmadn.deploy.memory_format import MEMORY_FORMATS, memory_format  # noqa: E4
 from mmadn.deploy.runtime import BACKENDS, DeployablePart, export_onnx  # noqa: E402
 from mmadn.deploy.selection import add_budget_arguments, write_selection  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
-from mmadn.utils import at_least, check_dataset_paths, load_config, task_of  # noqa: E402
+from mmadn.utils import at_least, hand_over_datasets, load_config, preflight_datasets, task_of  # noqa: E402
 
 
 def build_parser():
@@ -69,6 +70,8 @@ def build_parser():
     parser.add_argument('--memory-format', choices=MEMORY_FORMATS, default='auto',
                         help='PyTorch backbone + neck layout; auto: the faster of the two, timed at the first skip')
     add_budget_arguments(parser)
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='check only the dataset paths, not the annotations and images (the pre-flight)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
 
@@ -95,10 +98,11 @@ def check_args(parser, args):
     try:
         cfg = load_config(args.config, args.cfg_options)
         task = task_of(cfg)
-        check_dataset_paths(cfg, ('test', 'train') if args.recalibrate else ('test', ))
+        datasets = preflight_datasets(cfg, ('test', 'train') if args.recalibrate else ('test', ),
+                                      skip=args.skip_data_check)
         with DefaultScope.overwrite_default_scope(cfg.default_scope):
             backbone = MODELS.build(cfg.model.backbone)  # alone: it knows its skip grammar
-    except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as err:  # DatasetCheckError is a ValueError
         parser.error(str(err))
     if not isinstance(backbone, AdaptiveDepthMixin):
         parser.error(f'model.backbone is {type(backbone).__name__}, not an ADN backbone: there are no depths to '
@@ -112,13 +116,13 @@ def check_args(parser, args):
     if export is not None and export not in skips:
         parser.error(f'--export {args.export} ({export}) is not among the sub-networks to measure {skips}: add it '
                      'to --skips, or leave --skips out to measure all.')
-    return cfg, task, skips, export
+    return cfg, task, skips, export, datasets
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    cfg, task, skips, export = check_args(parser, args)
+    cfg, task, skips, export, datasets = check_args(parser, args)
     out_dir = args.out_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0], 'subnet_benchmark')
     cfg.work_dir = osp.join(out_dir, 'runner')
     cfg.load_from = args.checkpoint
@@ -127,6 +131,7 @@ def main(argv=None):
     device = torch.device(args.device)
 
     runner = Runner.from_cfg(cfg)
+    hand_over_datasets(runner, datasets)
     batches = recalibration_batches(runner, args.recalibrate) if args.recalibrate else None
     title = (f'{osp.basename(args.config)} on {args.device}, batch {args.batch_size}'
              + (f', norms recalibrated on {len(batches)} batches' if batches else '')
