@@ -169,7 +169,7 @@ def test_continue_mode_starts_every_new_depth_from_where_the_previous_one_ended(
     assert not osp.isfile(osp.join(work_dir, 'odn_warmup.pth'))  # nothing to go back to
 
 
-def test_the_default_restarts_from_the_warmup_weights_as_measured_in_the_docs():
+def test_the_default_restarts_from_the_warmup_weights_as_the_public_code():
     import inspect
 
     from mmadn.odn import ODNTrainLoop

@@ -53,8 +53,8 @@ class ODNTrainLoop(EpochBasedTrainLoop):
             notebooks: 0.5, CIFAR-10's: 1). Defaults to 1.0.
         restart_from_warmup (bool): Each new depth starts from the warm-up weights (the public code) rather
             than from the weights the previous depth ended with (the paper's "as the earlier blocks converge").
-            Defaults to True: on the dotted-lines demo it reached the target at an equal or smaller depth, in
-            fewer epochs and with less compute (docs/odn.md, "Where a new depth starts").
+            Defaults to True, as the public code: on the dotted-lines demo neither is better throughout (which
+            reaches the target sooner changes with the warm-up schedule; docs/odn.md, "Where a new depth starts").
         metric (str): Validation metric that drives the decisions. Defaults to ``'accuracy/top1'``.
         max_epochs (int): Safety cap on the total number of epochs; the procedure normally ends by itself.
     """

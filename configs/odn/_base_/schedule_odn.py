@@ -25,8 +25,8 @@ train_cfg = dict(
     lr_factor=0.6,
     expansion_lr=None,  # depth 1's rate; None: the optimizer's (warm-up) lr
     deeper_lr_factor=1.0,  # depths 2, 3, ... start at this multiple of depth 1's rate (the notebooks: 0.5)
-    # as the public code, and measured better on the dotted-lines demo (docs/odn.md); False continues each new
-    # depth from the weights the previous one ended with (the paper's reading)
+    # as the public code (measured against False on the dotted-lines demo in docs/odn.md: neither is better
+    # throughout); False continues each new depth from the weights the previous one ended with (the paper's reading)
     restart_from_warmup=True,
     metric='accuracy/top1',
     max_epochs=1000)  # safety cap: the procedure ends by itself
