@@ -1,0 +1,82 @@
+"""Write a trained ADN detector at one depth as one ONNX model: image in, detections out (no PyTorch to run it).
+
+    python tools/deployment/export_detector.py CONFIG CKPT --skip TTTT --out model.onnx \
+        [--shape H W] [--no-fuse] [--legacy-exporter] [--cfg-options KEY=VALUE ...]
+
+Two-stage detectors with an RPN and a StandardRoIHead (Faster / Mask R-CNN). The input is one image of the
+exported size (default: the config's test Resize scale), the channel order and 0-255 range the config loads;
+the outputs are boxes / scores / labels / num_detections (+ masks: per-detection probabilities at the mask head's
+resolution), max_per_img rows each (docs/deployment.md, section 5). The model is checked against PyTorch on a
+random image before the tool exits (exit 1 if they disagree). Run it with
+tools/deployment/onnx_detect_example.py model.onnx image.jpg, which needs only onnxruntime, numpy and OpenCV or
+Pillow.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
+
+from mmadn.deploy.detector_export import (DeployableDetector, build_detector, dataset_classes,  # noqa: E402
+                                          detection_agreement, export_detector, test_input_shape)
+from mmadn.deploy.runtime import make_session  # noqa: E402
+from mmadn.utils import load_config  # noqa: E402
+
+# agreement that the check asks for: same detections and labels, boxes within this many pixels
+BOX_TOLERANCE_PX = 1e-2
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description='Export an ADN detector at one depth to one ONNX model')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--skip', required=True, help="the depth: one T/F flag per stage ('TTTT'), super or base")
+    parser.add_argument('--out', required=True, help='the ONNX file to write')
+    parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
+                        help='input size (default: the config\'s test Resize scale)')
+    parser.add_argument('--no-fuse', action='store_true', help='keep the BatchNorms unfolded')
+    parser.add_argument('--legacy-exporter', action='store_true',
+                        help='torch\'s TorchScript-based exporter (deprecated, 5-10x faster to export) instead of '
+                        'its default dynamo exporter')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint {args.checkpoint} does not exist.')
+    try:
+        cfg = load_config(args.config, args.cfg_options)
+        shape = tuple(args.shape) if args.shape else test_input_shape(cfg)
+        model = build_detector(cfg, args.checkpoint, args.skip)
+        detector = DeployableDetector(model, shape, fuse=not args.no_fuse)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
+        parser.error(str(err))
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    export_detector(detector, args.out, dict(skip=model.backbone.skip, classes=json.dumps(dataset_classes(cfg)),
+                                             config=osp.basename(args.config)), dynamo=not args.legacy_exporter)
+    image = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        expected = [t.numpy() for t in detector(image)]
+    got = make_session(args.out, 'onnxruntime')(image.numpy())
+    agreement = detection_agreement(expected, got)
+    print(f'written: {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, depth {model.backbone.skip}, input '
+          f'1x3x{shape[0]}x{shape[1]}, outputs {", ".join(detector.output_names)})')
+    print('onnxruntime against PyTorch on a random image: ' + json.dumps(agreement))
+    if not (agreement['labels_equal'] and agreement['max_box_error'] <= BOX_TOLERANCE_PX):
+        print(f'export_detector: onnxruntime disagrees with PyTorch (boxes within {BOX_TOLERANCE_PX} px and the '
+              'same labels expected)', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
