@@ -47,19 +47,20 @@ def _tiny_detector(name, score_thr=0.05, max_per_img=20):
     return model.eval()
 
 
-def _mmdet_predict(model, image):
-    """mmdet's own prediction for a ``(1, 3, H, W)`` 0-255 image: its data preprocessor, ``rescale`` to 1."""
+def _mmdet_predict(model, image, ori_shape=None, scale_factor=(1.0, 1.0)):
+    """mmdet's own prediction for a ``(1, 3, h, w)`` 0-255 image resized by ``scale_factor`` (x, y) from an
+    original of ``ori_shape``: its data preprocessor, its ``predict`` (boxes and masks back in the original)."""
     from mmdet.structures import DetDataSample
     shape = tuple(image.shape[-2:])
-    meta = dict(img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0))
+    meta = dict(img_shape=shape, ori_shape=ori_shape or shape, scale_factor=scale_factor)
     with torch.no_grad():
         data = model.data_preprocessor(dict(inputs=[image[0]], data_samples=[DetDataSample(metainfo=meta)]), False)
         return model(**data, mode='predict')[0].pred_instances
 
 
-def _onnxruntime(path, image):
+def _onnxruntime(path, image, image_shape=SHAPE):
     from mmadn.deploy.runtime import make_session
-    return make_session(path, 'onnxruntime')(image.numpy())
+    return make_session(path, 'onnxruntime')(image.numpy(), np.array(image_shape, np.float32))
 
 
 @pytest.mark.parametrize('skip', ['FFFF', 'TTTT'])
@@ -118,6 +119,27 @@ def test_an_image_without_detections_gives_zero_rows(tmp_path):
     assert all(not o.any() for o in got[:3] + got[4:])
 
 
+def test_a_smaller_image_padded_into_the_input_predicts_as_in_mmdet(tmp_path):
+    """An image smaller than the exported size, padded with the metadata's pixel and its size given as
+    ``image_shape``: mmdet pads it to the same multiple of 32 and clips to its own size, and so does the model."""
+    import onnx
+    model = _tiny_detector('faster')
+    image = torch.rand(1, 3, 100, 160) * 255  # mmdet pads 100 to 128, as the model pads 120
+    expected = _mmdet_predict(model, image)
+    assert len(expected) >= 10
+    path = export_detector(DeployableDetector(model, SHAPE), str(tmp_path / 'm.onnx'), dynamo=False)
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    canvas = torch.tensor([float(v) for v in meta['pad_pixel'].split(',')]).view(1, 3, 1, 1).repeat(1, 1, *SHAPE)
+    canvas[:, :, :100] = image
+    got = _onnxruntime(path, canvas, (100, 160))
+    n = int(got[3][0])
+    assert n == len(expected)
+    np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3)
+    np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy())
+    clipped = _onnxruntime(path, canvas, (60, 160))  # image_shape is what the boxes are clipped to
+    assert clipped[0][0, :int(clipped[3][0]), 3].max() <= 60 < got[0][0, :n, 3].max()
+
+
 def test_unsupported_detectors_are_refused():
     with pytest.raises(TypeError, match='two-stage'):
         DeployableDetector(torch.nn.Linear(2, 2), SHAPE)
@@ -135,7 +157,7 @@ def test_export_tool_and_the_example_run_without_torch(tmp_path):
     ckpt = tmp_path / 'tiny.pth'
     torch.save(dict(state_dict=model.state_dict()), ckpt)
     rng = np.random.default_rng(0)
-    bgr = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)  # the demo's test size: no resize, no padding
+    bgr = rng.integers(0, 256, (200, 240, 3), dtype=np.uint8)  # resized to 133 x 160 as mmdet's test Resize
     cv2.imwrite(str(tmp_path / 'image.png'), bgr)
     out = tmp_path / 'model.onnx'
     _, log = run_tool('tools/deployment/export_detector.py', CONFIGS['mask'], ckpt, '--skip', 'TTTT', '--out', out,
@@ -155,7 +177,9 @@ def test_export_tool_and_the_example_run_without_torch(tmp_path):
     rows = [line.split() for line in lines[1:-1]]
 
     model.backbone.skip = 'TTTT'
-    expected = _mmdet_predict(model, torch.from_numpy(bgr).permute(2, 0, 1)[None].float())
+    resized = cv2.resize(bgr, (160, 133), interpolation=cv2.INTER_LINEAR)  # mmcv.imresize's default
+    expected = _mmdet_predict(model, torch.from_numpy(resized).permute(2, 0, 1)[None].float(), (200, 240),
+                              (160 / 240, 133 / 200))
     assert len(rows) == len(expected) >= 5
     classes = ('circle', 'square', 'triangle', 'cross', 'diamond')
     assert [r[0] for r in rows] == [classes[i] for i in expected.labels.tolist()]

@@ -5,8 +5,14 @@ section 3). ``DeployableDetector`` is the project's own replacement for the part
 detector's own modules (data preprocessor constants, the static backbone + neck of the active depth, the RPN
 convs, anchors, RoI heads, box coder parameters) and re-writes only the post-processing glue with operations that
 torch.onnx turns into standard ONNX ops (NonZero, TopK, NonMaxSuppression, RoiAlign): mmcv's RoIAlign and NMS
-have no ONNX form of their own. The result matches mmdet's ``predict`` (``rescale=False``) on an image of the
-exported size; the runtime needs nothing but ONNX Runtime.
+have no ONNX form of their own. The runtime needs nothing but ONNX Runtime.
+
+Inputs: ``image``, one image of the exported size (``(1, 3, H, W)`` float, 0-255, the channel order the config
+loads), and ``image_shape``, ``(h, w)`` of the resized image inside it (padded at the bottom / right with
+``pad_pixel`` from the model's metadata, which normalises to mmdet's padding). The outputs are mmdet's
+``predict`` (``rescale=False``) for that image whenever mmdet would pad it to the same size as the exported one
+(the size divisor, 32, rounds both up alike): exactly so for an image of the exported size, and within a few
+border pixels of the feature maps for a much smaller one.
 
 Outputs have a fixed size: ``max_per_img`` rows (the config's ``test_cfg.rcnn.max_per_img``), the first
 ``num_detections`` of them valid, in descending score order; the rest are zeros. Boxes are in the input image's
@@ -25,6 +31,7 @@ from torch import nn
 
 from .runtime import deployable_part
 
+INPUT_NAMES = ('image', 'image_shape')
 OUTPUT_NAMES = ('boxes', 'scores', 'labels', 'num_detections')
 MASK_OUTPUT = 'masks'
 
@@ -59,9 +66,10 @@ def _check_coder(coder, where: str) -> None:
                            f'{getattr(coder, "add_ctr_clamp", None)}), not DeltaXYWHBBoxCoder')
 
 
-def _decode(coder, anchors: torch.Tensor, deltas: torch.Tensor, max_shape: Tuple[int, int]) -> torch.Tensor:
-    """mmdet's ``delta2bbox`` for ``(n, 4)`` anchors and deltas with ``coder``'s parameters, without its in-place
-    clamps on strided views and its branch on an empty input (neither traces into ONNX)."""
+def _decode(coder, anchors: torch.Tensor, deltas: torch.Tensor, max_shape: torch.Tensor) -> torch.Tensor:
+    """mmdet's ``delta2bbox`` for ``(n, 4)`` anchors and deltas with ``coder``'s parameters, clipped to
+    ``max_shape`` (a tensor ``(h, w)``), without its in-place clamps on strided views and its branch on an empty
+    input (neither traces into ONNX)."""
     means = deltas.new_tensor(coder.means).view(1, 4)
     stds = deltas.new_tensor(coder.stds).view(1, 4)
     deltas = deltas * stds + means
@@ -74,7 +82,7 @@ def _decode(coder, anchors: torch.Tensor, deltas: torch.Tensor, max_shape: Tuple
     gwh = pwh * deltas[:, 2:].clamp(min=-max_ratio, max=max_ratio).exp()
     x1y1, x2y2 = gxy - gwh * 0.5, gxy + gwh * 0.5
     if coder.clip_border:
-        upper = deltas.new_tensor([max_shape[1], max_shape[0]]).view(1, 2)
+        upper = max_shape.to(deltas.dtype).flip(0).view(1, 2)
         x1y1 = torch.minimum(x1y1.clamp(min=0), upper)
         x2y2 = torch.minimum(x2y2.clamp(min=0), upper)
     return torch.cat([x1y1, x2y2], dim=-1)
@@ -182,7 +190,7 @@ class DeployableDetector(nn.Module):
             x = F.pad(x, self.padding, value=self.pad_value)
         return x
 
-    def proposals(self, feats: List[torch.Tensor]) -> torch.Tensor:
+    def proposals(self, feats: List[torch.Tensor], image_shape: torch.Tensor) -> torch.Tensor:
         """``RPNHead.predict`` for one image: top ``nms_pre`` per level, decode, small boxes out, per-level NMS,
         the first ``max_per_img``."""
         cls_scores, bbox_preds = self.rpn_head(feats)
@@ -199,7 +207,7 @@ class DeployableDetector(nn.Module):
             anchors.append(level_anchors)
             levels.append(torch.full_like(level_scores, level, dtype=torch.int64))
         scores, levels = torch.cat(scores), torch.cat(levels)
-        boxes = _decode(self.rpn_head.bbox_coder, torch.cat(anchors), torch.cat(deltas), self.input_shape)
+        boxes = _decode(self.rpn_head.bbox_coder, torch.cat(anchors), torch.cat(deltas), image_shape)
         if self.min_bbox_size >= 0:
             wh = boxes[:, 2:] - boxes[:, :2]
             valid = ((wh[:, 0] > self.min_bbox_size) & (wh[:, 1] > self.min_bbox_size)).nonzero()[:, 0]
@@ -221,7 +229,7 @@ class DeployableDetector(nn.Module):
                                    layer.sampling_ratio, layer.aligned)
         return out
 
-    def detect(self, feats: List[torch.Tensor], proposals: torch.Tensor):
+    def detect(self, feats: List[torch.Tensor], proposals: torch.Tensor, image_shape: torch.Tensor):
         """``StandardRoIHead.predict_bbox`` + mmdet's ``multiclass_nms`` for one image: RoI features, the bbox
         head, softmax, per-class decode, score threshold, per-class NMS, the first ``max_per_img``."""
         bbox_head = self.roi_head.bbox_head
@@ -231,7 +239,7 @@ class DeployableDetector(nn.Module):
         num_classes = probs.shape[1]
         per_roi = 1 if bbox_head.reg_class_agnostic else num_classes
         boxes = _decode(bbox_head.bbox_coder, proposals.repeat_interleave(per_roi, dim=0),
-                        bbox_pred.reshape(-1, 4), self.input_shape).reshape(-1, per_roi, 4)
+                        bbox_pred.reshape(-1, 4), image_shape).reshape(-1, per_roi, 4)
         boxes = boxes.expand(-1, num_classes, 4).reshape(-1, 4)
         labels = torch.arange(num_classes).view(1, -1).expand_as(probs).reshape(-1)
         probs = probs.reshape(-1)
@@ -249,9 +257,14 @@ class DeployableDetector(nn.Module):
             logits = logits.gather(1, index)
         return logits[:, 0].sigmoid()
 
-    def forward(self, image: torch.Tensor):
+    def forward(self, image: torch.Tensor, image_shape: torch.Tensor = None):
+        """``image_shape``: ``(h, w)`` of the image within ``image`` (resized to fit, padded at the bottom / right
+        with ``metadata()['pad_pixel']``): boxes are clipped to it, as mmdet clips to ``img_shape``. Default: the
+        whole input."""
+        if image_shape is None:
+            image_shape = image.new_tensor(self.input_shape)
         feats = list(self.features(self.preprocess(image)))
-        boxes, scores, labels = self.detect(feats, self.proposals(feats))
+        boxes, scores, labels = self.detect(feats, self.proposals(feats, image_shape), image_shape)
         num = torch.ones_like(labels).sum().view(1)
         outputs = [_pad_rows(boxes, self.max_per_img)[None], _pad_rows(scores, self.max_per_img)[None],
                    _pad_rows(labels, self.max_per_img)[None], num]
@@ -286,16 +299,16 @@ def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str,
 
     import onnx
     detector = copy.deepcopy(detector).eval()
-    image = torch.zeros(1, 3, *detector.input_shape)
-    names = dict(input_names=['image'], output_names=list(detector.output_names))
+    inputs = (torch.zeros(1, 3, *detector.input_shape), torch.tensor(detector.input_shape, dtype=torch.float32))
+    names = dict(input_names=list(INPUT_NAMES), output_names=list(detector.output_names))
     with torch.no_grad(), warnings.catch_warnings():
         # the legacy exporter's deprecation notice, trace warnings about Python values that are constants at a
         # fixed input size (the level loop, nms_pre against a level's size), torch.export's notices
         warnings.simplefilter('ignore')
         if dynamo:
-            torch.onnx.export(detector, (image, ), path, dynamo=True, external_data=False, verbose=False, **names)
+            torch.onnx.export(detector, inputs, path, dynamo=True, external_data=False, verbose=False, **names)
         else:
-            torch.onnx.export(detector, (image, ), path, dynamo=False, opset_version=17, **names)
+            torch.onnx.export(detector, inputs, path, dynamo=False, opset_version=17, **names)
     proto = onnx.load(path)
     for key, value in {**detector.metadata(), **(metadata or {})}.items():
         entry = proto.metadata_props.add()

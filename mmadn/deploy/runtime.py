@@ -73,7 +73,8 @@ def _flat(outputs) -> List[np.ndarray]:
 
 
 def make_session(onnx_path: str, backend: str, threads: int = 0) -> Callable[[np.ndarray], List[np.ndarray]]:
-    """A callable running the ONNX model in ``backend`` on the CPU: array in, list of arrays out."""
+    """A callable running the ONNX model in ``backend`` on the CPU: arrays in (one per model input, in order),
+    list of arrays out."""
     if backend == 'onnxruntime':
         import onnxruntime as ort
         options = ort.SessionOptions()
@@ -84,8 +85,8 @@ def make_session(onnx_path: str, backend: str, threads: int = 0) -> Callable[[np
         if threads:
             options.intra_op_num_threads = threads
         session = ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})
+        names = [i.name for i in session.get_inputs()]
+        return lambda *arrays: session.run(None, dict(zip(names, arrays)))
     if backend == 'openvino':
         try:
             import openvino as ov
@@ -97,7 +98,7 @@ def make_session(onnx_path: str, backend: str, threads: int = 0) -> Callable[[np
         config = {'INFERENCE_PRECISION_HINT': 'f32', **({'INFERENCE_NUM_THREADS': threads} if threads else {})}
         compiled = core.compile_model(core.read_model(onnx_path), 'CPU', config)
         request = compiled.create_infer_request()
-        return lambda x: [np.asarray(v) for v in request.infer({0: x}).values()]
+        return lambda *arrays: [np.asarray(v) for v in request.infer(dict(enumerate(arrays))).values()]
     raise ValueError(f'unknown backend {backend!r}: use one of {", ".join(BACKENDS)}')
 
 

@@ -5,7 +5,7 @@
 
 Two-stage detectors with an RPN and a StandardRoIHead (Faster / Mask R-CNN). The input is one image of the
 exported size (default: the config's test Resize scale), the channel order and 0-255 range the config loads;
-the outputs are boxes / scores / labels / num_detections (+ masks: per-detection probabilities at the mask head's
+with its (h, w) inside the padding; the outputs are boxes / scores / labels / num_detections (+ masks: per-detection probabilities at the mask head's
 resolution), max_per_img rows each (docs/deployment.md, section 5). The model is checked against PyTorch on a
 random image before the tool exits (exit 1 if they disagree). Run it with
 tools/deployment/onnx_detect_example.py model.onnx image.jpg, which needs only onnxruntime, numpy and OpenCV or
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     image = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(0)) * 255
     with torch.no_grad():
         expected = [t.numpy() for t in detector(image)]
-    got = make_session(args.out, 'onnxruntime')(image.numpy())
+    got = make_session(args.out, 'onnxruntime')(image.numpy(), np.array(shape, np.float32))
     agreement = detection_agreement(expected, got)
     print(f'written: {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, depth {model.backbone.skip}, input '
           f'1x3x{shape[0]}x{shape[1]}, outputs {", ".join(detector.output_names)})')

@@ -40,7 +40,8 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def letterbox(image: np.ndarray, height: int, width: int, pad_pixel: np.ndarray):
-    """``image`` scaled to fit ``height x width`` (aspect kept) and padded there; the scale factor."""
+    """``image`` scaled to fit ``height x width`` (aspect kept) and padded there; the scale factor (x, y) and
+    the scaled image's ``(h, w)`` (the model's ``image_shape`` input)."""
     h, w = image.shape[:2]
     scale = min(height / h, width / w)
     new_w, new_h = min(width, int(w * scale + 0.5)), min(height, int(h * scale + 0.5))
@@ -49,7 +50,7 @@ def letterbox(image: np.ndarray, height: int, width: int, pad_pixel: np.ndarray)
     canvas = np.empty((height, width, 3), np.float32)
     canvas[:] = pad_pixel
     canvas[:new_h, :new_w] = image
-    return canvas, (new_w / w, new_h / h)
+    return canvas, (new_w / w, new_h / h), np.array([new_h, new_w], np.float32)
 
 
 def paste_masks(probs: np.ndarray, boxes: np.ndarray, height: int, width: int, threshold: float = 0.5) -> np.ndarray:
@@ -92,12 +93,12 @@ class Detector:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, image: np.ndarray, score_thr: float = 0.0):
-        canvas, (sx, sy) = letterbox(image, self.height, self.width, self.pad_pixel)
-        outputs = dict(zip(self.output_names, self.session.run(None, {'image': canvas.transpose(2, 0, 1)[None]})))
+        canvas, (sx, sy), inside = letterbox(image, self.height, self.width, self.pad_pixel)
+        h, w = image.shape[:2]
+        feed = {'image': np.ascontiguousarray(canvas.transpose(2, 0, 1)[None]), 'image_shape': inside}
+        outputs = dict(zip(self.output_names, self.session.run(None, feed)))
         n = int(outputs['num_detections'][0])
         boxes = outputs['boxes'][0, :n] / np.array([sx, sy, sx, sy], np.float32)
-        h, w = image.shape[:2]
-        boxes = np.clip(boxes, 0, [w, h, w, h])  # the model clips to its canvas, padding included
         keep = outputs['scores'][0, :n] >= score_thr
         masks = (paste_masks(outputs['masks'][0, :n][keep], boxes[keep], h, w)
                  if 'masks' in outputs else [None] * int(keep.sum()))
