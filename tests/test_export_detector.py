@@ -72,7 +72,8 @@ def test_onnx_detector_predicts_what_mmdet_predicts(tmp_path, name, skip):
     expected = _mmdet_predict(model, image)
     assert 10 <= len(expected) < 200, 'the check needs detections, and padding rows'
     detector = DeployableDetector(model, SHAPE)
-    # the TorchScript exporter here (about 1 s), the default dynamo one (about 10 s) in the two tests below
+    # the TorchScript exporter here (about 1 s); the default dynamo one (about 10 s) in the empty-output and
+    # all-depths tests
     path = export_detector(detector, str(tmp_path / f'{skip}.onnx'), dynamo=False)
     got = _onnxruntime(path, image)
     assert [o.shape for o in got[:4]] == [(1, 200, 4), (1, 200), (1, 200), (1, )]
@@ -160,21 +161,14 @@ def test_export_tool_and_the_example_run_without_torch(tmp_path):
     bgr = rng.integers(0, 256, (200, 240, 3), dtype=np.uint8)  # resized to 133 x 160 as mmdet's test Resize
     cv2.imwrite(str(tmp_path / 'image.png'), bgr)
     out = tmp_path / 'model.onnx'
+    # the faster exporter: the default one runs in the all-depths test below
     _, log = run_tool('tools/deployment/export_detector.py', CONFIGS['mask'], ckpt, '--skip', 'TTTT', '--out', out,
-                      '--cfg-options', 'model.test_cfg.rcnn.score_thr=0.05')
+                      '--legacy-exporter', '--cfg-options', 'model.test_cfg.rcnn.score_thr=0.05')
     assert 'written:' in log and '"labels_equal": true' in log, log[-3000:]
 
-    script = (f'import runpy, sys\nsys.argv = ["example", {str(out)!r}, {str(tmp_path / "image.png")!r}]\n'
-              f'try:\n    runpy.run_path({osp.join(ROOT, EXAMPLE)!r}, run_name="__main__")\n'
-              'except SystemExit as exit_:\n    assert not exit_.code, exit_.code\n'
-              'heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "mmdet", "mmcv", "mmengine"))\n'
-              'print("HEAVY", heavy)\n')
-    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, 'OMP_NUM_THREADS': THREADS}, cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
-    assert 'HEAVY []' in lines and lines[0].endswith('(depth TTTT):'), proc.stdout[-3000:]
-    rows = [line.split() for line in lines[1:-1]]
+    lines = _run_example_without_torch(out, tmp_path / 'image.png')
+    assert lines[0].endswith('(depth TTTT):'), lines
+    rows = [line.split() for line in lines[1:]]
 
     model.backbone.skip = 'TTTT'
     resized = cv2.resize(bgr, (160, 133), interpolation=cv2.INTER_LINEAR)  # mmcv.imresize's default
@@ -187,3 +181,57 @@ def test_export_tool_and_the_example_run_without_torch(tmp_path):
     np.testing.assert_allclose(boxes, expected.bboxes.numpy(), rtol=0, atol=0.01)  # printed to 2 decimals
     areas = np.array([int(r[6].split('=')[1]) for r in rows])
     np.testing.assert_allclose(areas, expected.masks.sum((1, 2)).numpy(), rtol=0.01, atol=2)
+
+
+def _run_example_without_torch(*argv):
+    """The example script in a fresh process; fails unless it ran without importing PyTorch, mmdet or mmcv."""
+    script = (f'import runpy, sys\nsys.argv = ["example", *{[str(a) for a in argv]!r}]\n'
+              f'try:\n    runpy.run_path({osp.join(ROOT, EXAMPLE)!r}, run_name="__main__")\n'
+              'except SystemExit as exit_:\n    assert not exit_.code, exit_.code\n'
+              'heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "mmdet", "mmcv", "mmengine"))\n'
+              'print("HEAVY", heavy)\n')
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, 'OMP_NUM_THREADS': THREADS})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == 'HEAVY []', proc.stdout[-3000:]
+    return lines[:-1]
+
+
+def test_one_model_holds_every_depth_with_its_weights_once(tmp_path):
+    """The all-depths model (export_detector.py --all-depths): a ``skip`` input picks the depth per call (ONNX
+    ``If`` around each skippable stage), every depth predicts what mmdet predicts at it, in one session, and the
+    file is about the size of the super-net's alone."""
+    import cv2
+    import onnx
+
+    from mmadn.deploy.all_depths import skip_tensor
+    from mmadn.deploy.runtime import make_session
+    model = _tiny_detector('faster')
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    path = tmp_path / 'all.onnx'
+    _, log = run_tool('tools/deployment/export_detector.py', CONFIGS['faster'], ckpt, '--all-depths', '--out', path,
+                      '--shape', *SHAPE, '--cfg-options', 'model.test_cfg.rcnn.score_thr=0.05')
+    assert 'at FFFF: {' in log and 'at TTTT: {' in log, log[-3000:]
+    proto = onnx.load(path)
+    assert sum(n.op_type == 'If' for n in proto.graph.node) == 4  # ResNet-18: every stage has a block to skip
+    assert [i.name for i in proto.graph.input] == ['image', 'image_shape', 'skip']
+    model.backbone.skip = 'FFFF'
+    super_net = export_detector(DeployableDetector(model, SHAPE), str(tmp_path / 'FFFF.onnx'), dynamo=False)
+    assert osp.getsize(path) < 1.05 * osp.getsize(super_net)  # not 2x: both branches read the same weights
+
+    image = torch.rand(1, 3, *SHAPE) * 255
+    run = make_session(str(path), 'onnxruntime')
+    for skip in ('FFFF', 'TTTT', 'TFFT', 'FTTF'):  # switched call by call in one session
+        model.backbone.skip = skip
+        expected = _mmdet_predict(model, image)
+        got = run(image.numpy(), np.array(SHAPE, np.float32), skip_tensor(skip).numpy())
+        n = int(got[3][0])
+        assert n == len(expected) >= 10, skip
+        np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3, err_msg=skip)
+        np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy(), err_msg=skip)
+
+    cv2.imwrite(str(tmp_path / 'image.png'), image[0].permute(1, 2, 0).round().byte().numpy())
+    lines = _run_example_without_torch(path, tmp_path / 'image.png', '--skip', 'TTTT')
+    assert lines[0].endswith('(depth TTTT):') and len(lines) > 10, lines

@@ -112,9 +112,13 @@ class DeployableDetector(nn.Module):
 
     The detector's modules are used as they are (a copy of its backbone made static, its neck and heads shared),
     so build it after the weights are loaded and the depth is chosen: ``model.backbone.skip = 'TTTT'``.
+
+    With ``all_depths=True`` it holds every depth instead (``all_depths.AllDepthsFeatures``: norms unfolded, each
+    weight once) and ``forward`` takes a third input, ``skip``: a bool tensor with one flag per stage, True = skip.
     """
 
-    def __init__(self, model: nn.Module, input_shape: Sequence[int], fuse: bool = True) -> None:
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], fuse: bool = True,
+                 all_depths: bool = False) -> None:
         super().__init__()
         self._check(model)
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -131,7 +135,13 @@ class DeployableDetector(nn.Module):
         self.padding = (0, -width % divisor, 0, -height % divisor)
         self.pad_value = float(getattr(pre, 'pad_value', 0))
 
-        self.features = deployable_part(model, fuse=fuse, with_head=False)
+        self.all_depths = all_depths
+        if all_depths:
+            from .all_depths import AllDepthsFeatures
+            self.features = AllDepthsFeatures(model)
+            self.num_flags = self.features.num_flags
+        else:
+            self.features = deployable_part(model, fuse=fuse, with_head=False)
         self.rpn_head, self.roi_head = model.rpn_head, model.roi_head
         rpn_cfg, rcnn_cfg = model.rpn_head.test_cfg, model.roi_head.test_cfg
         self.rpn_nms_pre, self.rpn_max = int(rpn_cfg.get('nms_pre', -1)), int(rpn_cfg['max_per_img'])
@@ -147,7 +157,7 @@ class DeployableDetector(nn.Module):
 
         # anchors are constants at a fixed input size: computed here from the feature sizes of one pass
         with torch.no_grad():
-            feats = self.features(self.preprocess(torch.zeros(1, 3, *self.input_shape)))
+            feats = self.extract_feat(torch.zeros(1, 3, *self.input_shape))
         anchors = model.rpn_head.prior_generator.grid_priors([f.shape[-2:] for f in feats], device='cpu')
         for level, level_anchors in enumerate(anchors):
             self.register_buffer(f'anchors_{level}', level_anchors.detach().clone())
@@ -257,13 +267,20 @@ class DeployableDetector(nn.Module):
             logits = logits.gather(1, index)
         return logits[:, 0].sigmoid()
 
-    def forward(self, image: torch.Tensor, image_shape: torch.Tensor = None):
+    def extract_feat(self, image: torch.Tensor, skip: torch.Tensor = None) -> List[torch.Tensor]:
+        if not self.all_depths:
+            return list(self.features(self.preprocess(image)))
+        if skip is None:  # the super-net
+            skip = torch.zeros(self.num_flags, dtype=torch.bool)
+        return list(self.features(self.preprocess(image), skip))
+
+    def forward(self, image: torch.Tensor, image_shape: torch.Tensor = None, skip: torch.Tensor = None):
         """``image_shape``: ``(h, w)`` of the image within ``image`` (resized to fit, padded at the bottom / right
         with ``metadata()['pad_pixel']``): boxes are clipped to it, as mmdet clips to ``img_shape``. Default: the
-        whole input."""
+        whole input. ``skip``: the depth, for an all-depths module (default: the super-net)."""
         if image_shape is None:
             image_shape = image.new_tensor(self.input_shape)
-        feats = list(self.features(self.preprocess(image)))
+        feats = self.extract_feat(image, skip)
         boxes, scores, labels = self.detect(feats, self.proposals(feats, image_shape), image_shape)
         num = torch.ones_like(labels).sum().view(1)
         outputs = [_pad_rows(boxes, self.max_per_img)[None], _pad_rows(scores, self.max_per_img)[None],
@@ -271,6 +288,10 @@ class DeployableDetector(nn.Module):
         if self.with_mask:
             outputs.append(_pad_rows(self.mask_probs(feats, boxes, labels), self.max_per_img)[None])
         return tuple(outputs)
+
+    @property
+    def input_names(self) -> Tuple[str, ...]:
+        return INPUT_NAMES + (('skip', ) if self.all_depths else ())
 
     @property
     def output_names(self) -> Tuple[str, ...]:
@@ -281,10 +302,14 @@ class DeployableDetector(nn.Module):
         pad_pixel = (self.mean + self.pad_value * self.std).flatten()  # normalises to the padding mmdet adds
         if self.flip_channels:
             pad_pixel = pad_pixel.flip(0)  # in the input's channel order
-        return dict(input_shape=','.join(map(str, self.input_shape)),
+        meta = dict(input_shape=','.join(map(str, self.input_shape)),
                     input_channel_order='BGR' if self.flip_channels else 'as the config loads images',
-                    pad_pixel=','.join(f'{float(v):g}' for v in pad_pixel), outputs=','.join(self.output_names),
-                    max_per_img=str(self.max_per_img), score_thr=f'{self.score_thr:g}')
+                    pad_pixel=','.join(f'{float(v):g}' for v in pad_pixel), inputs=','.join(self.input_names),
+                    outputs=','.join(self.output_names), max_per_img=str(self.max_per_img),
+                    score_thr=f'{self.score_thr:g}')
+        if self.all_depths:  # the skip input: one bool per stage, True = skip the stage's skippable blocks
+            meta.update(skip='all', num_skip_flags=str(self.num_flags))
+        return meta
 
 
 def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str, str] = None,
@@ -292,7 +317,7 @@ def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str,
     """Write ``detector`` as one ONNX model at ``path`` (checked by onnx's checker), metadata included.
 
     ``dynamo=True`` (torch's default exporter since 2.9, the one ``runtime.export_onnx`` uses, and the one that
-    turns ``torch.cond`` into ONNX ``If``) or ``dynamo=False``: the TorchScript-based exporter, deprecated by
+    turns ``torch.cond`` into ONNX ``If``: the all-depths model needs it) or ``dynamo=False``: the TorchScript-based exporter, deprecated by
     torch but 5-10x faster to export; both give the same detections (tests/test_export_detector.py).
     """
     import warnings
@@ -300,7 +325,11 @@ def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str,
     import onnx
     detector = copy.deepcopy(detector).eval()
     inputs = (torch.zeros(1, 3, *detector.input_shape), torch.tensor(detector.input_shape, dtype=torch.float32))
-    names = dict(input_names=list(INPUT_NAMES), output_names=list(detector.output_names))
+    if detector.all_depths:
+        if not dynamo:
+            raise ValueError('the all-depths model needs the dynamo exporter (torch.cond -> ONNX If)')
+        inputs += (torch.zeros(detector.num_flags, dtype=torch.bool), )
+    names = dict(input_names=list(detector.input_names), output_names=list(detector.output_names))
     with torch.no_grad(), warnings.catch_warnings():
         # the legacy exporter's deprecation notice, trace warnings about Python values that are constants at a
         # fixed input size (the level loop, nms_pre against a level's size), torch.export's notices

@@ -2,6 +2,10 @@
 
     python tools/deployment/export_detector.py CONFIG CKPT --skip TTTT --out model.onnx \
         [--shape H W] [--no-fuse] [--legacy-exporter] [--cfg-options KEY=VALUE ...]
+    python tools/deployment/export_detector.py CONFIG CKPT --all-depths --out all_depths.onnx
+
+With --all-depths, one model holds every depth (weights stored once, norms unfolded) and takes a third input,
+skip: one bool per stage, True = skip the stage's skippable blocks, chosen per call inside the runtime.
 
 Two-stage detectors with an RPN and a StandardRoIHead (Faster / Mask R-CNN). The input is one image of the
 exported size (default: the config's test Resize scale), the channel order and 0-255 range the config loads;
@@ -23,6 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
+from mmadn.deploy.all_depths import skip_tensor  # noqa: E402
 from mmadn.deploy.detector_export import (DeployableDetector, build_detector, dataset_classes,  # noqa: E402
                                           detection_agreement, export_detector, test_input_shape)
 from mmadn.deploy.runtime import make_session  # noqa: E402
@@ -36,7 +41,9 @@ def build_parser():
     parser = argparse.ArgumentParser(description='Export an ADN detector at one depth to one ONNX model')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--skip', required=True, help="the depth: one T/F flag per stage ('TTTT'), super or base")
+    depth = parser.add_mutually_exclusive_group(required=True)
+    depth.add_argument('--skip', help="the depth: one T/F flag per stage ('TTTT'), super or base")
+    depth.add_argument('--all-depths', action='store_true', help='every depth in one model, chosen per call')
     parser.add_argument('--out', required=True, help='the ONNX file to write')
     parser.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
                         help='input size (default: the config\'s test Resize scale)')
@@ -57,21 +64,35 @@ def main(argv=None) -> int:
         cfg = load_config(args.config, args.cfg_options)
         shape = tuple(args.shape) if args.shape else test_input_shape(cfg)
         model = build_detector(cfg, args.checkpoint, args.skip)
-        detector = DeployableDetector(model, shape, fuse=not args.no_fuse)
+        if args.all_depths and (args.legacy_exporter or args.no_fuse):
+            raise ValueError('--all-depths needs the default exporter (torch.cond -> ONNX If) and keeps the norms '
+                             'unfolded: leave out --legacy-exporter / --no-fuse')
+        detector = DeployableDetector(model, shape, fuse=not args.no_fuse, all_depths=args.all_depths)
     except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
         parser.error(str(err))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    export_detector(detector, args.out, dict(skip=model.backbone.skip, classes=json.dumps(dataset_classes(cfg)),
-                                             config=osp.basename(args.config)), dynamo=not args.legacy_exporter)
-    image = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(0)) * 255
-    with torch.no_grad():
-        expected = [t.numpy() for t in detector(image)]
-    got = make_session(args.out, 'onnxruntime')(image.numpy(), np.array(shape, np.float32))
-    agreement = detection_agreement(expected, got)
-    print(f'written: {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, depth {model.backbone.skip}, input '
+    meta = dict(classes=json.dumps(dataset_classes(cfg)), config=osp.basename(args.config))
+    if not args.all_depths:
+        meta['skip'] = model.backbone.skip
+    export_detector(detector, args.out, meta, dynamo=not args.legacy_exporter)
+    print(f'written: {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, depth '
+          f'{"all" if args.all_depths else model.backbone.skip}, inputs {", ".join(detector.input_names)}, image '
           f'1x3x{shape[0]}x{shape[1]}, outputs {", ".join(detector.output_names)})')
-    print('onnxruntime against PyTorch on a random image: ' + json.dumps(agreement))
-    if not (agreement['labels_equal'] and agreement['max_box_error'] <= BOX_TOLERANCE_PX):
+    # checked against the module in PyTorch on a random image (the super-net and the base-net of an all-depths one)
+    image = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(0)) * 255
+    run = make_session(args.out, 'onnxruntime')
+    skips = model.backbone.subnets() if args.all_depths else [None]
+    failed = False
+    for skip in (skips[0], skips[-1]) if args.all_depths else skips:
+        extra = (skip_tensor(skip), ) if skip else ()
+        with torch.no_grad():
+            expected = [t.numpy() for t in detector(image, None, *extra)]
+        agreement = detection_agreement(expected, run(image.numpy(), np.array(shape, np.float32),
+                                                      *[t.numpy() for t in extra]))
+        print(f'onnxruntime against PyTorch on a random image{f" at {skip}" if skip else ""}: '
+              + json.dumps(agreement))
+        failed |= not (agreement['labels_equal'] and agreement['max_box_error'] <= BOX_TOLERANCE_PX)
+    if failed:
         print(f'export_detector: onnxruntime disagrees with PyTorch (boxes within {BOX_TOLERANCE_PX} px and the '
               'same labels expected)', file=sys.stderr)
         return 1

@@ -1,12 +1,13 @@
 """Run a detector written by tools/deployment/export_detector.py on one image, with ONNX Runtime and numpy only.
 
-    python tools/deployment/onnx_detect_example.py model.onnx image.jpg [--score-thr 0.3]
+    python tools/deployment/onnx_detect_example.py model.onnx image.jpg [--score-thr 0.3] [--skip TTFF]
 
 Needs onnxruntime, numpy and an image reader (OpenCV, else Pillow): no PyTorch, mmdet or mmcv. The image is
 scaled to fit the model's input size (keeping its aspect ratio, as mmdet's ``Resize(keep_ratio=True)``) and padded
 at the bottom / right with the pixel that normalises to mmdet's padding; detections are mapped back to the
 image's pixels. Prints one line per detection: class, score, box (x1 y1 x2 y2) and, for Mask R-CNN, the mask's
-area in pixels (masks pasted into their boxes as mmdet pastes them).
+area in pixels (masks pasted into their boxes as mmdet pastes them). A model written with --all-depths runs at the
+depth given by --skip (default: the super-net), chosen by an input of the call: nothing is reloaded to switch.
 """
 import argparse
 import json
@@ -90,12 +91,21 @@ class Detector:
         self.pad_pixel = np.array([float(v) for v in meta['pad_pixel'].split(',')], np.float32)
         self.classes = json.loads(meta.get('classes', '[]'))
         self.depth = meta.get('skip', '?')
+        self.num_flags = int(meta.get('num_skip_flags', 0))  # > 0: an all-depths model with a skip input
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def __call__(self, image: np.ndarray, score_thr: float = 0.0):
+    def __call__(self, image: np.ndarray, score_thr: float = 0.0, skip: str = None):
+        """Detections in ``image`` (BGR); ``skip``: the depth of an all-depths model ('TTFF'; default super)."""
         canvas, (sx, sy), inside = letterbox(image, self.height, self.width, self.pad_pixel)
         h, w = image.shape[:2]
         feed = {'image': np.ascontiguousarray(canvas.transpose(2, 0, 1)[None]), 'image_shape': inside}
+        if self.num_flags:
+            skip = skip or 'F' * self.num_flags
+            if len(skip) != self.num_flags or set(skip.upper()) - set('TF'):
+                raise ValueError(f'skip must be {self.num_flags} T/F flags, got {skip!r}')
+            feed['skip'] = np.array([c == 'T' for c in skip.upper()])
+        elif skip:
+            raise ValueError(f'this model holds one depth ({self.depth}): it takes no skip')
         outputs = dict(zip(self.output_names, self.session.run(None, feed)))
         n = int(outputs['num_detections'][0])
         boxes = outputs['boxes'][0, :n] / np.array([sx, sy, sx, sy], np.float32)
@@ -116,10 +126,15 @@ def main(argv=None):
     parser.add_argument('image')
     parser.add_argument('--score-thr', type=float, default=0.0, help='also drop detections below this score')
     parser.add_argument('--threads', type=int, default=0, help='ONNX Runtime intra-op threads (0: its default)')
+    parser.add_argument('--skip', help='the depth, for a model written with --all-depths (default: the super-net)')
     args = parser.parse_args(argv)
     detector = Detector(args.model, args.threads)
-    detections = detector(read_image(args.image), args.score_thr)
-    print(f'{len(detections)} detections (depth {detector.depth}):')
+    try:
+        detections = detector(read_image(args.image), args.score_thr, args.skip)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    depth = (args.skip or 'F' * detector.num_flags).upper() if detector.num_flags else detector.depth
+    print(f'{len(detections)} detections (depth {depth}):')
     for det in detections:
         x1, y1, x2, y2 = det['box']
         area = '' if det['mask'] is None else f' mask_area={int(det["mask"].sum())}'
