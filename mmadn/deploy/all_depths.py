@@ -40,8 +40,7 @@ class _CondStage(nn.Module):
         self.index, self._flags = index, flags
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cond(self._flags.value[self.index], lambda y: self.skipping(y).clone(),
-                          lambda y: self.full(y).clone(), (x, ))
+        return torch.cond(self._flags.value[self.index], self.skipping, self.full, (x, ))
 
 
 class AllDepthsFeatures(nn.Module):
@@ -88,10 +87,6 @@ class AllDepthsFeatures(nn.Module):
 def skip_tensor(skip: str) -> torch.Tensor:
     """The ``skip`` input for a T/F string: ``'TTFF'`` -> ``tensor([True, True, False, False])``."""
     return torch.tensor([c == 'T' for c in skip.upper()])
-
-
-def skip_array(skip: str) -> List[bool]:
-    return [c == 'T' for c in skip.upper()]
 
 
 _FOOTPRINT_SCRIPT = r'''

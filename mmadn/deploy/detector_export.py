@@ -105,9 +105,10 @@ def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
 
 
 class DeployableDetector(nn.Module):
-    """A two-stage mmdet detector at its active depth as a traceable module: ``forward(image)`` with ``image`` a
-    ``(1, 3, H, W)`` float tensor of the exported size, in the channel order and 0-255 range the config's pipeline
-    loads (BGR for mmdet's ``LoadImageFromFile``), returns ``boxes (1, D, 4)``, ``scores (1, D)``, ``labels (1, D)``
+    """A two-stage mmdet detector at its active depth as a traceable module: ``forward(image, image_shape)``
+    with ``image`` a ``(1, 3, H, W)`` float tensor of the exported size, in the channel order and 0-255 range the
+    config's pipeline loads (BGR for mmdet's ``LoadImageFromFile``), and ``image_shape`` the ``(h, w)`` of the
+    image inside it (see ``forward``), returns ``boxes (1, D, 4)``, ``scores (1, D)``, ``labels (1, D)``
     (int64), ``num_detections (1,)`` (int64) and for Mask R-CNN ``masks (1, D, M, M)``, D = ``max_per_img``.
 
     The detector's modules are used as they are (a copy of its backbone made static, its neck and heads shared),
@@ -323,7 +324,7 @@ def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str,
     import warnings
 
     import onnx
-    detector = copy.deepcopy(detector).eval()
+    detector = copy.deepcopy(detector).cpu().eval()
     inputs = (torch.zeros(1, 3, *detector.input_shape), torch.tensor(detector.input_shape, dtype=torch.float32))
     if detector.all_depths:
         if not dynamo:
