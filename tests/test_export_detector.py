@@ -1,4 +1,5 @@
 """Issue 32: a whole two-stage ADN detector at one depth in ONNX Runtime predicts what mmdet predicts in PyTorch."""
+import importlib.util
 import logging
 import os
 import os.path as osp
@@ -223,7 +224,7 @@ def test_one_model_holds_every_depth_with_its_weights_once(tmp_path):
 
     image = torch.rand(1, 3, *SHAPE) * 255
     run = make_session(str(path), 'onnxruntime')
-    for skip in ('FFFF', 'TTTT', 'TFFT', 'FTTF'):  # switched call by call in one session
+    for skip in ('FFFF', 'TFFT', 'FTTF', 'TTTT'):  # switched call by call in one session
         model.backbone.skip = skip
         expected = _mmdet_predict(model, image)
         got = run(image.numpy(), np.array(SHAPE, np.float32), skip_tensor(skip).numpy())
@@ -231,6 +232,14 @@ def test_one_model_holds_every_depth_with_its_weights_once(tmp_path):
         assert n == len(expected) >= 10, skip
         np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3, err_msg=skip)
         np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy(), err_msg=skip)
+
+    if importlib.util.find_spec('openvino'):  # OpenVINO runs the same file (NonMaxSuppression, RoiAlign, If)
+        got = make_session(str(path), 'openvino')(image.numpy(), np.array(SHAPE, np.float32),
+                                                  skip_tensor('TTTT').numpy())
+        n = int(got[3][0])
+        assert n == len(expected)  # expected: mmdet's at the last depth of the loop above
+        np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3)
+        np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy())
 
     cv2.imwrite(str(tmp_path / 'image.png'), image[0].permute(1, 2, 0).round().byte().numpy())
     lines = _run_example_without_torch(path, tmp_path / 'image.png', '--skip', 'TTTT')

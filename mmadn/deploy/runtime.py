@@ -72,7 +72,7 @@ def _flat(outputs) -> List[np.ndarray]:
     return [o.detach().cpu().numpy() for o in outputs]
 
 
-def make_session(onnx_path: str, backend: str, threads: int = 0) -> Callable[[np.ndarray], List[np.ndarray]]:
+def make_session(onnx_path: str, backend: str, threads: int = 0) -> Callable[..., List[np.ndarray]]:
     """A callable running the ONNX model in ``backend`` on the CPU: arrays in (one per model input, in order),
     list of arrays out."""
     if backend == 'onnxruntime':
