@@ -460,3 +460,20 @@ def test_roi_head_logits_term_with_the_students_own_task_loss_still_uses_the_tea
     both = SubPathDistillation(model, model.loss, features=features, student_task_loss_weight=0.5)(inputs, samples)
     torch.testing.assert_close(both['loss_kl_roi_head'], plain['loss_kl_roi_head'], rtol=1e-5, atol=1e-7)
     assert any(k.startswith('base_') for k in both)
+
+
+def test_detection_defaults_to_the_base_nets_own_task_loss_and_classification_to_algorithm_1():
+    """The detection recipe (docs/adn.md, "The detection recipe"): a detector's base-net also gets its task losses
+    at DETECTION_STUDENT_TASK_LOSS_WEIGHT; a classifier keeps Algorithm 1 as released (no such loss); 0 gives a
+    detector the paper's form."""
+    from mmadn.models.distillers.sub_path_distillation import DETECTION_STUDENT_TASK_LOSS_WEIGHT
+    model = _detector()
+    inputs, samples = _det_batch()
+    assert SubPathDistillation(model, model.loss).student_task_loss_weight == DETECTION_STUDENT_TASK_LOSS_WEIGHT == 0.5
+    assert any(k.startswith('base_') for k in SubPathDistillation(model, model.loss)(inputs, samples))
+    paper = SubPathDistillation(model, model.loss, student_task_loss_weight=0)
+    assert not any(k.startswith('base_') for k in paper(inputs, samples))
+    classifier = _classifier()
+    assert SubPathDistillation(classifier, classifier.loss).student_task_loss_weight == 0.0
+    with pytest.raises(ValueError, match='student_task_loss_weight'):
+        SubPathDistillation(model, model.loss, student_task_loss_weight=-1)

@@ -35,7 +35,9 @@ class ADNDistillHook(Hook):
         logits_topk (int, optional): restrict the logits KL to the super-net's top-k classes (500 in the
             released ImageNet recipe).
         teacher, student (str): the pair of sub-networks trained. Default ``'super'`` and ``'base'``.
-        student_task_loss_weight (float): the student's own task loss weight (0: off, as released).
+        student_task_loss_weight (float, optional): the student's own task loss weight. Default: 0.5 for a
+            detector (this project's detection recipe, docs/adn.md "The detection recipe"), 0 for a classifier
+            (Algorithm 1 as released); 0 gives a detector the paper's form.
         student_holds (sequence of str, optional): modules whose weights the student's pass uses without training
             them. Default: a detector's neck when its outputs are distilled (docs/adn.md, "Holding the neck"); ``()``
             holds nothing.
@@ -50,7 +52,7 @@ class ADNDistillHook(Hook):
                  logits_topk: Optional[int] = None,
                  teacher: str = 'super',
                  student: str = 'base',
-                 student_task_loss_weight: float = 0.0,
+                 student_task_loss_weight: Optional[float] = None,
                  student_holds: Optional[Sequence[str]] = None) -> None:
         self.kwargs = dict(alpha=alpha, temperature=temperature, features=features, logits_topk=logits_topk,
                            teacher=teacher, student=student, student_task_loss_weight=student_task_loss_weight,
@@ -60,7 +62,10 @@ class ADNDistillHook(Hook):
     def trained_subnets(self) -> List[SkipType]:
         """The sub-networks every training step runs with a gradient (the student only when it is distilled)."""
         kw = self.kwargs
-        distills = kw['alpha'] < 1.0 or kw['student_task_loss_weight'] > 0  # SubPathDistillation.distills
+        # SubPathDistillation.distills. An unset student weight (the model's default, not known from the config)
+        # counts as 0: with alpha < 1 it changes nothing, with alpha = 1 DDP then looks for unused parameters,
+        # which is safe either way.
+        distills = kw['alpha'] < 1.0 or (kw['student_task_loss_weight'] or 0) > 0
         return [kw['teacher'], kw['student']] if distills else [kw['teacher']]
 
     @staticmethod
