@@ -477,3 +477,47 @@ def test_detection_defaults_to_the_base_nets_own_task_loss_and_classification_to
     assert SubPathDistillation(classifier, classifier.loss).student_task_loss_weight == 0.0
     with pytest.raises(ValueError, match='student_task_loss_weight'):
         SubPathDistillation(model, model.loss, student_task_loss_weight=-1)
+
+
+def test_sampled_subnets_trains_drawn_subnetworks_between_the_two_as_the_student_is():
+    """The sandwich option (docs/adn.md, "Sub-networks between the base-net and the super-net"): each call draws
+    sub-networks strictly between teacher and student from torch's generator and gives each the student's terms
+    (KL to the teacher, own task loss), logged as mid_*; the default draws none (Algorithm 1's two ends)."""
+    from mmadn.models.utils.adaptive_depth import all_skips
+    assert SubPathDistillation.subnets_between('FFFF', 'TTTT') == all_skips(4)[1:-1]
+    assert SubPathDistillation.subnets_between('FFFF', 'FFTT') == ['FFFT', 'FFTF']
+    model = _classifier()
+    inputs, samples = _cls_batch()
+    assert not any(k.startswith('mid') for k in SubPathDistillation(model, model.loss)(inputs, samples))
+    objective = SubPathDistillation(model, model.loss, sampled_subnets=1)
+    assert len(objective.between) == 14
+    torch.manual_seed(3)
+    drawn = objective.draw_subnets()
+    torch.manual_seed(3)
+    losses = objective(inputs, samples)
+    assert sorted(k for k in losses if k.startswith('mid_')) == [
+        'mid_loss_kl_backbone_layer1', 'mid_loss_kl_backbone_layer2', 'mid_loss_kl_backbone_layer3',
+        'mid_loss_kl_head']
+    # the drawn sub-network's KL to the super-net, computed by hand
+    (t_stages, t_logits) = _stage_outputs_under(model, 'super', inputs)
+    (s_stages, s_logits) = _stage_outputs_under(model, drawn[0], inputs)
+    want = (_hand_kl(t_logits, s_logits, 1.0, 1)).mean() * 0.5
+    torch.testing.assert_close(losses['mid_loss_kl_head'], want, rtol=1e-4, atol=1e-6)
+    # the student's own terms are unchanged by the draw
+    torch.manual_seed(3)
+    plain = SubPathDistillation(model, model.loss)(inputs, samples)
+    torch.testing.assert_close(losses['loss_kl_head'], plain['loss_kl_head'])
+    # a detector's drawn sub-network gets the student's task losses too
+    detector = _detector()
+    det_losses = SubPathDistillation(detector, detector.loss, sampled_subnets=2)(*_det_batch())
+    assert any(k.startswith('mid0_loss_kl_neck') for k in det_losses)
+    assert any(k.startswith('mid1_loss_') and 'kl' not in k for k in det_losses)
+    with pytest.raises(ValueError, match='sampled_subnets'):
+        SubPathDistillation(model, model.loss, sampled_subnets=-1)
+    with pytest.raises(ValueError, match='between'):
+        SubPathDistillation(model, model.loss, student='TFFF', sampled_subnets=1)
+
+
+def _stage_outputs_under(model, skip, inputs):
+    with subnet(model, skip):
+        return _stage_outputs(model, inputs)

@@ -41,6 +41,9 @@ class ADNDistillHook(Hook):
         student_holds (sequence of str, optional): modules whose weights the student's pass uses without training
             them. Default: a detector's neck when its outputs are distilled (docs/adn.md, "Holding the neck"); ``()``
             holds nothing.
+        sampled_subnets (int): sub-networks drawn per step between teacher and student and trained as the
+            student is (the sandwich rule; docs/adn.md, "Sub-networks between the base-net and the super-net").
+            Default 0 (Algorithm 1's two ends only).
     """
 
     priority = 'NORMAL'
@@ -53,10 +56,12 @@ class ADNDistillHook(Hook):
                  teacher: str = 'super',
                  student: str = 'base',
                  student_task_loss_weight: Optional[float] = None,
-                 student_holds: Optional[Sequence[str]] = None) -> None:
+                 student_holds: Optional[Sequence[str]] = None,
+                 sampled_subnets: int = 0) -> None:
         self.kwargs = dict(alpha=alpha, temperature=temperature, features=features, logits_topk=logits_topk,
                            teacher=teacher, student=student, student_task_loss_weight=student_task_loss_weight,
-                           student_holds=None if student_holds is None else tuple(student_holds))
+                           student_holds=None if student_holds is None else tuple(student_holds),
+                           sampled_subnets=sampled_subnets)
         self.objective: Optional[SubPathDistillation] = None
 
     def trained_subnets(self) -> List[SkipType]:
@@ -92,6 +97,9 @@ class ADNDistillHook(Hook):
             + (f', its own task loss x {self.objective.student_task_loss_weight:g}, beyond Algorithm 1'
                if self.objective.student_task_loss_weight > 0 else '')
             + (f'; its pass holds {self.objective.student_hold_names}' if self.objective.student_hold_names else '')
+            + (f'; and {self.objective.sampled_subnets} sub-network(s) drawn per step from '
+               f'{len(self.objective.between)} between them, trained as {self.objective.student} is'
+               if self.objective.sampled_subnets else '')
             + ').')
 
     def after_train(self, runner) -> None:

@@ -3,8 +3,11 @@
 Per call, on the same batch: the teacher sub-network (default: super-net) computes the model's own task loss
 while its features are recorded; the student sub-network (default: base-net) runs the feature path only; the
 returned losses are ``alpha`` x every task loss plus ``(1 - alpha)`` x KL(teacher || student) per feature,
-each under its own ``loss_...`` key. One backward of their sum trains both sub-networks.
+each under its own ``loss_...`` key. One backward of their sum trains both sub-networks. With ``sampled_subnets``
+each call also trains that many sub-networks drawn between the two, as the student is trained (the sandwich rule
+of slimmable networks, this project's option; docs/adn.md, "Sub-networks between the base-net and the super-net").
 """
+import itertools
 from contextlib import contextmanager
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -140,7 +143,8 @@ class SubPathDistillation:
                  teacher: SkipType = 'super',
                  student: SkipType = 'base',
                  student_task_loss_weight: Optional[float] = None,
-                 student_holds: Optional[Sequence[str]] = None) -> None:
+                 student_holds: Optional[Sequence[str]] = None,
+                 sampled_subnets: int = 0) -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f'alpha must be in [0, 1], got {alpha}')
         if temperature <= 0:
@@ -179,6 +183,25 @@ class SubPathDistillation:
         self._recorded = {name: ROI_BOX_HEAD if name == ROI_HEAD else name for name in self.features}
         self.recorder = FeatureRecorder(model, sorted(set(self._recorded.values())))
         self._student_needs_head = any(name == 'head' or name.startswith('head.') for name in self.features)
+        if sampled_subnets < 0:
+            raise ValueError(f'sampled_subnets must be >= 0, got {sampled_subnets}')
+        self.between = self.subnets_between(self.teacher, self.student)
+        if sampled_subnets and not self.between:
+            raise ValueError(f'sampled_subnets={sampled_subnets}, but no sub-network lies between {self.teacher} and '
+                             f'{self.student} (they differ in one stage); set sampled_subnets=0.')
+        self.sampled_subnets = sampled_subnets
+
+    @staticmethod
+    def subnets_between(teacher: str, student: str) -> List[str]:
+        """The skip strings that run each stage as ``teacher`` or as ``student`` does, neither of the two."""
+        choices = [sorted({t, s}) for t, s in zip(teacher, student)]
+        return [''.join(p) for p in itertools.product(*choices) if ''.join(p) not in (teacher, student)]
+
+    def draw_subnets(self) -> List[str]:
+        """This call's sampled sub-networks, uniform with replacement, from torch's generator (seeded by the
+        runner's ``randomness``)."""
+        picks = torch.randint(len(self.between), (self.sampled_subnets, )).tolist() if self.sampled_subnets else []
+        return [self.between[i] for i in picks]
 
     @staticmethod
     def _normalise(features: Dict[str, Union[FeatureSpec, Sequence[FeatureSpec]]]) -> Dict[str, List[dict]]:
@@ -243,8 +266,18 @@ class SubPathDistillation:
         losses = {k: (_scale(v, self.alpha) if 'loss' in k else v) for k, v in teacher_losses.items()}
         if not self.distills:
             return losses
+        losses.update(self._student_losses(self.student, teacher_features, rois, inputs, data_samples, args, kwargs))
+        for i, skip in enumerate(self.draw_subnets()):
+            prefix = 'mid_' if self.sampled_subnets == 1 else f'mid{i}_'
+            sampled = self._student_losses(skip, teacher_features, rois, inputs, data_samples, args, kwargs)
+            losses.update({prefix + k.replace('base_', '', 1): v for k, v in sampled.items()})
+        return losses
 
-        with subnet(self.model, self.student), self.recorder.record() as recorded, _weights_held(self.student_holds):
+    def _student_losses(self, skip: str, teacher_features, rois, inputs, data_samples, args, kwargs) -> dict:
+        """One sub-network's terms: KL to the teacher's features, and its own task losses (keys ``base_...``) when
+        ``student_task_loss_weight`` > 0."""
+        losses = {}
+        with subnet(self.model, skip), self.recorder.record() as recorded, _weights_held(self.student_holds):
             if self.student_task_loss_weight > 0:
                 student_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
                 for k, v in student_losses.items():
