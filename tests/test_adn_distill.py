@@ -521,3 +521,28 @@ def test_sampled_subnets_trains_drawn_subnetworks_between_the_two_as_the_student
 def _stage_outputs_under(model, skip, inputs):
     with subnet(model, skip):
         return _stage_outputs(model, inputs)
+
+
+def test_student_task_loss_interval_gives_the_task_losses_every_nth_call_at_n_times_the_weight():
+    """The cheaper form of the detection recipe: the heads' second pass every N-th step, its weight x N (the same
+    expected gradient); the KL terms every step."""
+    model = _detector()
+    inputs, samples = _det_batch()
+    every = SubPathDistillation(model, model.loss, features=dict(neck='spatial'), student_task_loss_weight=0.5)
+    halves = SubPathDistillation(model, model.loss, features=dict(neck='spatial'), student_task_loss_weight=0.5,
+                                 student_task_loss_interval=2)
+    torch.manual_seed(1)
+    want = every(inputs, samples)
+    torch.manual_seed(1)
+    first = halves(inputs, samples)
+    second = halves(inputs, samples)
+    for key in (k for k in want if k.startswith('base_')):
+        got, ref = first[key], want[key]
+        got = sum(got) if isinstance(got, list) else got
+        ref = sum(ref) if isinstance(ref, list) else ref
+        torch.testing.assert_close(got, 2 * ref, rtol=1e-4, atol=1e-6)
+    assert not any(k.startswith('base_') for k in second)
+    assert [k for k in second if k.startswith('loss_kl')] == [f'loss_kl_neck_{i}' for i in range(5)]
+    assert any(k.startswith('base_') for k in halves(inputs, samples))  # the third call: 0 mod 2 again
+    with pytest.raises(ValueError, match='student_task_loss_interval'):
+        SubPathDistillation(model, model.loss, student_task_loss_interval=0)

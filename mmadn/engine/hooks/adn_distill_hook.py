@@ -44,6 +44,8 @@ class ADNDistillHook(Hook):
         sampled_subnets (int): sub-networks drawn per step between teacher and student and trained as the
             student is (the sandwich rule; docs/adn.md, "Sub-networks between the base-net and the super-net").
             Default 0 (Algorithm 1's two ends only).
+        student_task_loss_interval (int): those task losses every N-th step only, at N x the weight (the KL terms
+            every step). Default 1.
     """
 
     priority = 'NORMAL'
@@ -57,11 +59,13 @@ class ADNDistillHook(Hook):
                  student: str = 'base',
                  student_task_loss_weight: Optional[float] = None,
                  student_holds: Optional[Sequence[str]] = None,
-                 sampled_subnets: int = 0) -> None:
+                 sampled_subnets: int = 0,
+                 student_task_loss_interval: int = 1) -> None:
         self.kwargs = dict(alpha=alpha, temperature=temperature, features=features, logits_topk=logits_topk,
                            teacher=teacher, student=student, student_task_loss_weight=student_task_loss_weight,
                            student_holds=None if student_holds is None else tuple(student_holds),
-                           sampled_subnets=sampled_subnets)
+                           sampled_subnets=sampled_subnets,
+                           student_task_loss_interval=student_task_loss_interval)
         self.objective: Optional[SubPathDistillation] = None
 
     def trained_subnets(self) -> List[SkipType]:
@@ -94,7 +98,10 @@ class ADNDistillHook(Hook):
         runner.logger.info(
             f'ADNDistillHook: training {self.objective.teacher} (task loss x {self.objective.alpha}) and '
             f'{self.objective.student} (KL x {1 - self.objective.alpha:g} on {list(self.objective.features)}'
-            + (f', its own task loss x {self.objective.student_task_loss_weight:g}, beyond Algorithm 1'
+            + (f', its own task loss x {self.objective.student_task_loss_weight:g}'
+               + (f' (x {self.objective.student_task_loss_weight * self.objective.student_task_loss_interval:g} '
+                  f'every {self.objective.student_task_loss_interval} steps)'
+                  if self.objective.student_task_loss_interval > 1 else '') + ', beyond Algorithm 1'
                if self.objective.student_task_loss_weight > 0 else '')
             + (f'; its pass holds {self.objective.student_hold_names}' if self.objective.student_hold_names else '')
             + (f'; and {self.objective.sampled_subnets} sub-network(s) drawn per step from '

@@ -144,7 +144,8 @@ class SubPathDistillation:
                  student: SkipType = 'base',
                  student_task_loss_weight: Optional[float] = None,
                  student_holds: Optional[Sequence[str]] = None,
-                 sampled_subnets: int = 0) -> None:
+                 sampled_subnets: int = 0,
+                 student_task_loss_interval: int = 1) -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f'alpha must be in [0, 1], got {alpha}')
         if temperature <= 0:
@@ -190,6 +191,10 @@ class SubPathDistillation:
             raise ValueError(f'sampled_subnets={sampled_subnets}, but no sub-network lies between {self.teacher} and '
                              f'{self.student} (they differ in one stage); set sampled_subnets=0.')
         self.sampled_subnets = sampled_subnets
+        if student_task_loss_interval < 1:
+            raise ValueError(f'student_task_loss_interval must be >= 1, got {student_task_loss_interval}')
+        self.student_task_loss_interval = student_task_loss_interval
+        self._calls = 0
 
     @staticmethod
     def subnets_between(teacher: str, student: str) -> List[str]:
@@ -266,23 +271,29 @@ class SubPathDistillation:
         losses = {k: (_scale(v, self.alpha) if 'loss' in k else v) for k, v in teacher_losses.items()}
         if not self.distills:
             return losses
-        losses.update(self._student_losses(self.student, teacher_features, rois, inputs, data_samples, args, kwargs))
+        task_weight = 0.0
+        if self.student_task_loss_weight > 0 and self._calls % self.student_task_loss_interval == 0:
+            task_weight = self.student_task_loss_weight * self.student_task_loss_interval
+        self._calls += 1
+        passes = (teacher_features, rois, inputs, data_samples, task_weight, args, kwargs)
+        losses.update(self._student_losses(self.student, *passes))
         for i, skip in enumerate(self.draw_subnets()):
             prefix = 'mid_' if self.sampled_subnets == 1 else f'mid{i}_'
-            sampled = self._student_losses(skip, teacher_features, rois, inputs, data_samples, args, kwargs)
+            sampled = self._student_losses(skip, *passes)
             losses.update({prefix + k.replace('base_', '', 1): v for k, v in sampled.items()})
         return losses
 
-    def _student_losses(self, skip: str, teacher_features, rois, inputs, data_samples, args, kwargs) -> dict:
-        """One sub-network's terms: KL to the teacher's features, and its own task losses (keys ``base_...``) when
-        ``student_task_loss_weight`` > 0."""
+    def _student_losses(self, skip: str, teacher_features, rois, inputs, data_samples, task_weight: float, args,
+                        kwargs) -> dict:
+        """One sub-network's terms: KL to the teacher's features, and its own task losses x ``task_weight`` (keys
+        ``base_...``) when that is > 0."""
         losses = {}
         with subnet(self.model, skip), self.recorder.record() as recorded, _weights_held(self.student_holds):
-            if self.student_task_loss_weight > 0:
+            if task_weight > 0:
                 student_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
                 for k, v in student_losses.items():
                     if 'loss' in k:
-                        losses[f'base_{k}'] = _scale(v, self.student_task_loss_weight)
+                        losses[f'base_{k}'] = _scale(v, task_weight)
                 if self._student_needs_rois:  # its own loss classified its own RoIs; now the teacher's
                     self.model.roi_head._bbox_forward(self.model.extract_feat(inputs), rois[0])
             else:
