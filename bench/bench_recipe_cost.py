@@ -5,7 +5,7 @@ recipe at most 1.3 x Algorithm 1's time per iteration).
 
 Builds CONFIG's detector (default: the demo's Mask R-CNN R18-ADN, random weights: the cost does not depend on
 them) and a few batches of its own train data, then runs ``train_step`` (forward, backward, optimizer step)
-round-robin over the objectives, the same batches in the same order for each, and prints the median ms per
+round-robin over the objectives, the same batches in the same order for each, and prints the mean ms per
 iteration and the ratio to Algorithm 1 (the mean, not the median: an objective with
 ``student_task_loss_interval`` alternates dear and cheap steps):
   plain:             the detector's own loss at the super-net, no hook;
