@@ -1,4 +1,5 @@
-# Faster R-CNN with a ResNet-50-ADN backbone and ADN's Algorithm 1; see mask_rcnn_r50_adn_fpn_1x_coco.py.
+# Faster R-CNN with a ResNet-50-ADN backbone and ADN's detection recipe (Algorithm 1 with the base-net's own task
+# losses); see mask_rcnn_r50_adn_fpn_1x_coco.py.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmadn'], allow_failed_imports=False)

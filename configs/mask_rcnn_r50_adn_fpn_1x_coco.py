@@ -1,7 +1,12 @@
-# Mask R-CNN with a ResNet-50-ADN backbone, trained with ADN's Algorithm 1 (super-net task loss + KL pulling the
-# base-net's FPN outputs to the super-net's). Evaluate any depth afterwards with
+# Mask R-CNN with a ResNet-50-ADN backbone, trained with ADN's detection recipe (ADNDistillHook: super-net task loss
+# + KL pulling the base-net's FPN outputs to the super-net's, and the base-net's own task losses at 0.5, this
+# project's adaptation of Algorithm 1, docs/adn.md "The detection recipe"; the paper's form:
+# --cfg-options custom_hooks.0.student_task_loss_weight=0). Evaluate any depth afterwards with
 #   python tools/test.py THIS_CONFIG CKPT --cfg-options model.backbone.skip=TTFF
 # COCO is expected where mmdet expects it: data/coco/{annotations,train2017,val2017}.
+# On GPUs: `tools/train.py THIS_CONFIG --amp` trains in mixed precision (mmengine's AmpOptimWrapper; the KL terms
+# stay in float32), and `--cfg-options sync_bn=torch` with a distributed launcher converts every norm, twins
+# included, to SyncBatchNorm (tests/test_mixed_precision_and_sync_bn.py).
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmadn'], allow_failed_imports=False)

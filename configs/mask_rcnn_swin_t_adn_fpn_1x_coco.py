@@ -1,5 +1,6 @@
 # Mask R-CNN with a Swin-T-ADN backbone (mmpretrain's SwinTransformer + skippable blocks), trained with ADN's
-# Algorithm 1: super-net task loss + KL pulling the base-net's FPN outputs to the super-net's. Evaluate any depth
+# detection recipe (see mask_rcnn_r50_adn_fpn_1x_coco.py): super-net task loss + KL pulling the base-net's FPN
+# outputs to the super-net's, and the base-net's own task losses. Evaluate any depth
 # afterwards with
 #   python tools/test.py THIS_CONFIG CKPT --cfg-options model.backbone.skip=TTFF
 # COCO is expected where mmdet expects it: data/coco/{annotations,train2017,val2017}.

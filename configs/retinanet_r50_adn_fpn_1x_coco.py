@@ -1,4 +1,5 @@
-# RetinaNet with a ResNet-50-ADN backbone and ADN's Algorithm 1 over the FPN outputs it uses (P3-P7).
+# RetinaNet with a ResNet-50-ADN backbone and ADN's detection recipe over the FPN outputs it uses (P3-P7); see
+# mask_rcnn_r50_adn_fpn_1x_coco.py.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmadn'], allow_failed_imports=False)

@@ -2,7 +2,10 @@
 
 Every function takes the teacher first, detaches it, and returns
 ``T^2 * KL(p_teacher || p_student)`` averaged over the batch (and over positions or channels for maps).
+Under mixed precision (``--amp``) they compute in float32: a softmax over an FPN level's thousands of positions
+puts ~1e-4 on each, and the difference of two such log-probabilities is below half precision's resolution.
 """
+import functools
 from typing import Optional
 
 import torch
@@ -19,12 +22,25 @@ def _kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, dim: int) ->
     return (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=dim)
 
 
+def _in_float32(kl_fn):
+    """Run ``kl_fn(teacher, student, ...)`` on float32 copies with autocast off (a no-op for float32 inputs, so the
+    released recipe stays bit-for-bit); the gradient flows back to the student in its own dtype."""
+
+    @functools.wraps(kl_fn)
+    def wrapper(teacher: torch.Tensor, student: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        with torch.autocast(student.device.type, enabled=False):
+            return kl_fn(teacher.float(), student.float(), *args, **kwargs)
+
+    return wrapper
+
+
 def _standardize(x: torch.Tensor, dim: int, eps: float = 1e-6) -> torch.Tensor:
     """Zero mean, unit variance along ``dim``: the softmax then sees the feature's pattern, not its scale."""
     mean = x.mean(dim, keepdim=True)
     return (x - mean) / (x.var(dim, unbiased=False, keepdim=True) + eps).sqrt()
 
 
+@_in_float32
 def feature_kl(teacher: torch.Tensor, student: torch.Tensor, mode: str = 'channel',
                temperature: float = 1.0, normalize: bool = False) -> torch.Tensor:
     """KL between feature maps (N, C, H, W) turned into distributions.
@@ -64,6 +80,7 @@ def feature_kl(teacher: torch.Tensor, student: torch.Tensor, mode: str = 'channe
     return kl.mean() * temperature**2
 
 
+@_in_float32
 def logits_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float = 1.0,
               topk: Optional[int] = None, reduction: Optional[str] = None) -> torch.Tensor:
     """KL between class distributions; with ``topk``, over the teacher's top-k classes only (as released).
