@@ -151,6 +151,7 @@ class DeployableDetector(nn.Module):
         self.score_thr, self.max_per_img = float(rcnn_cfg['score_thr']), int(rcnn_cfg['max_per_img'])
         self.rcnn_iou = _nms_iou(rcnn_cfg, 'test_cfg.rcnn')
         self.with_mask = bool(getattr(model.roi_head, 'with_mask', False))
+        self.mask_thr = float(rcnn_cfg.get('mask_thr_binary', 0.5))
         self.mask_extractor = None
         if self.with_mask:
             head = model.roi_head
@@ -308,6 +309,8 @@ class DeployableDetector(nn.Module):
                     pad_pixel=','.join(f'{float(v):g}' for v in pad_pixel), inputs=','.join(self.input_names),
                     outputs=','.join(self.output_names), max_per_img=str(self.max_per_img),
                     score_thr=f'{self.score_thr:g}')
+        if self.with_mask:  # the threshold mmdet applies to the pasted probabilities
+            meta['mask_thr_binary'] = f'{self.mask_thr:g}'
         if self.all_depths:  # the skip input: one bool per stage, True = skip the stage's skippable blocks
             meta.update(skip='all', num_skip_flags=str(self.num_flags))
         return meta
@@ -324,7 +327,8 @@ def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str,
     import warnings
 
     import onnx
-    detector = copy.deepcopy(detector).cpu().eval()
+    # contiguous: the model may run channels-last (benchmark_subnets.py --memory-format) and shares its modules
+    detector = copy.deepcopy(detector).cpu().eval().to(memory_format=torch.contiguous_format)
     inputs = (torch.zeros(1, 3, *detector.input_shape), torch.tensor(detector.input_shape, dtype=torch.float32))
     if detector.all_depths:
         if not dynamo:
