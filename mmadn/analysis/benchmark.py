@@ -44,7 +44,8 @@ def measure_subnets(runner,
                     batches: Optional[List] = None,
                     memory_format: str = 'contiguous',
                     backend: str = 'pytorch',
-                    onnx_dir: Optional[str] = None) -> Iterator[Dict]:
+                    onnx_dir: Optional[str] = None,
+                    runtime_model: str = 'auto') -> Iterator[Dict]:
     """Yield one row of measurements per sub-network of ``runner.model``.
 
     The checkpoint (``runner``'s ``load_from``) is loaded once, before the first row: loading it inside a row's
@@ -54,9 +55,14 @@ def measure_subnets(runner,
 
     ``memory_format``: how the backbone + neck run in PyTorch (``mmadn.deploy.memory_format``); ``'auto'`` times
     both at the first sub-network and keeps the faster (every row records the choice). ``backend``: with a
-    deployment runtime, each sub-network's backbone + neck is exported to ONNX (under ``onnx_dir``), checked
-    against PyTorch (``runtime_error``) and timed there; ``latency_ms`` is then the whole model with its features
-    from the runtime and its heads in PyTorch, beside ``pytorch_latency_ms``. Quality stays PyTorch's.
+    deployment runtime, a detector that exports whole (``DeployableDetector``: Faster / Mask R-CNN) runs whole
+    there and is scored from the runtime's own detections (``_add_whole_runtime``): the quality columns and
+    ``latency_ms`` are then the runtime's, PyTorch's kept beside them as ``pytorch_<column>``. ``runtime_model``
+    says which ONNX model: ``'all-depths'`` (exported once, the depth an input of each call), ``'per-depth'`` (one
+    file per depth, norms folded; what norm statistics recalibrated per depth need) or ``'auto'``: all depths when
+    more than one is measured and the statistics are the checkpoint's. Any other model has its backbone + neck
+    exported (under ``onnx_dir``), checked against PyTorch (``runtime_error``) and timed there; ``latency_ms`` is
+    then the whole model with its features from the runtime and its heads in PyTorch, and quality stays PyTorch's.
 
     Once every row is out, the latencies of the rows already yielded are measured again, interleaved (each round
     times every sub-network once): a machine whose speed drifts during the run then slows every depth alike, so
@@ -78,6 +84,13 @@ def measure_subnets(runner,
         with subnet(model, skips[0]):
             fmt, fmt_times = choose_memory_format(model, inputs, device, min(warmup, 2), max(3, min(runs, 7)))
 
+    detectors = raw = None
+    if backend != 'pytorch' and task == 'detection':
+        detectors = runtime_detectors(runner.cfg, model, skips, bool(batches), backend, onnx_dir, runtime_model)
+        if detectors is not None:  # the test loader's own batch, before the data preprocessor
+            raw = next(iter(runner.test_dataloader))
+            raw = {k: v[:batch_size] for k, v in raw.items()}
+
     def predict():
         return model(inputs, samples, mode='predict')
 
@@ -93,7 +106,10 @@ def measure_subnets(runner,
                     if fmt_times:
                         row['memory_format_ms'] = fmt_times  # the auto choice, backbone + neck (JSON only)
                     timed[skip] = {'latency': predict, 'backbone_latency': lambda: model.backbone(inputs)}
-                    if backend != 'pytorch':
+                    if detectors is not None:
+                        timed[skip] = _add_whole_runtime(row, runner, model, skip, detectors(model, skip), raw,
+                                                         inputs, predict, device, warmup, runs)
+                    elif backend != 'pytorch':
                         timed[skip] = _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device,
                                                    warmup, runs)
                     yield row
@@ -197,6 +213,76 @@ def _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device, w
     for key in ('part_latency', 'pytorch_part_latency'):
         row[f'{key}_ms'] = measure_latency(fns[key], device, warmup, runs)['median_ms']
     row.update(backend=backend, runtime_error=runtime.error)
+    return fns
+
+
+def runtime_detectors(cfg, model, skips: Sequence[str], recalibrated_norms: bool, backend: str, onnx_dir: str,
+                      runtime_model: str = 'auto'):
+    """The ``RuntimeDetectors`` that run ``model`` whole in ``backend`` for a benchmark of ``skips``, or None when
+    it does not export whole (then, for ``runtime_model='auto'`` only, its backbone + neck run there as before)."""
+    from mmadn.deploy.all_depths import AllDepthsFeatures
+    from mmadn.deploy.runtime_detector import RUNTIME_MODELS, RuntimeDetectors, whole_detector_refusal
+    if runtime_model not in RUNTIME_MODELS:
+        raise ValueError(f'runtime_model must be one of {RUNTIME_MODELS}, got {runtime_model!r}')
+    refusal = whole_detector_refusal(model)
+    if refusal is not None:
+        if runtime_model != 'auto':
+            raise TypeError(refusal)
+        print_log(f'{refusal}: its backbone + neck run in {backend}, the heads in PyTorch, and its quality is '
+                  'PyTorch\'s', logger='current', level=logging.WARNING)
+        return None
+    if runtime_model == 'all-depths' and recalibrated_norms:
+        raise ValueError('norm statistics recalibrated per depth need one ONNX model per depth (per-depth): the '
+                         'all-depths model holds one set')
+    all_depths = runtime_model == 'all-depths' or (runtime_model == 'auto' and len(skips) > 1
+                                                   and not recalibrated_norms)
+    if all_depths:
+        try:
+            AllDepthsFeatures(model)  # a view of the model's modules: refuses what it cannot hold
+        except TypeError as err:
+            if runtime_model != 'auto':
+                raise
+            print_log(f'{err}: one ONNX model per depth instead', logger='current', level=logging.WARNING)
+            all_depths = False
+    # as many intra-op threads as PyTorch has, so that the two are timed alike (OMP_NUM_THREADS)
+    return RuntimeDetectors(cfg, onnx_dir, backend, all_depths, threads=torch.get_num_threads())
+
+
+def _add_whole_runtime(row, runner, model, skip, runtime, raw, inputs, predict, device, warmup,
+                       runs) -> Dict[str, Callable]:
+    """Score the whole detector in its runtime at ``skip`` on the test set from the runtime's own detections (the
+    quality columns become the runtime's, PyTorch's move to ``pytorch_<column>`` beside them; ``quality_gap``: the
+    largest difference) and time it: ``latency_ms`` is the runtime's ``predict`` of the first test batch (the
+    model, then boxes and masks mapped back to the original images), beside ``pytorch_latency_ms``;
+    ``session_latency_ms`` is the model alone. Returns what the interleaved rounds time for this row."""
+    from mmadn.deploy.runtime_detector import evaluate_runtime
+    depth = skip if runtime.all_depths else None
+    loop = runner.test_loop
+    metrics, images, detections = evaluate_runtime(runtime, loop.dataloader, loop.evaluator, depth)
+    counter = _DetectionCounter()
+    counter.images, counter.detections = images, detections
+    evaluated = [name for metric in loop.evaluator.metrics for name in getattr(metric, 'metrics', ())]
+    quality = _quality(metrics, 'detection', skip, counter, evaluated)
+    ordered = {}
+    for key, value in row.items():  # each PyTorch figure beside the runtime's
+        ordered[key] = quality.get(key, value)
+        if key in quality:
+            ordered[f'pytorch_{key}'] = value
+    row.clear()
+    row.update(ordered)
+    row['quality_gap'] = max(abs(quality[k] - row[f'pytorch_{k}']) for k in quality if f'pytorch_{k}' in row)
+    row['runtime_detections'] = detections / max(images, 1)
+
+    feeds = [runtime.feed(image, depth) for image in raw['inputs']]
+    fns = {'latency': lambda: runtime.predict(raw['inputs'], raw['data_samples'], depth),
+           'pytorch_latency': predict, 'session_latency': lambda: [runtime(*feed) for feed in feeds],
+           'backbone_latency': lambda: model.backbone(inputs)}
+    row['pytorch_latency_ms'] = row['latency_ms']
+    row.update({f'latency_{k}': v for k, v in measure_latency(fns['latency'], device, warmup, runs).items()})
+    row['latency_ms'] = row.pop('latency_median_ms')
+    row['session_latency_ms'] = measure_latency(fns['session_latency'], device, warmup, runs)['median_ms']
+    row.update(backend=runtime.backend, quality_source=runtime.backend,
+               runtime_model='all-depths' if runtime.all_depths else 'per-depth')
     return fns
 
 

@@ -3,7 +3,8 @@
     python tools/analysis_tools/benchmark_subnets.py CONFIG CHECKPOINT [--skips FFFF TTTT ...]
         [--out-dir DIR] [--recalibrate N] [--export SKIP [--fuse]] [--runs N] [--warmup N] [--device cpu|cuda]
         [--budget latency=40ms|flops=20G|memory=300MB [--percentile 90]]
-        [--backend pytorch|onnxruntime|openvino] [--memory-format auto|channels_last|contiguous]
+        [--backend pytorch|onnxruntime|openvino [--runtime-model auto|all-depths|per-depth]]
+        [--memory-format auto|channels_last|contiguous]
 
 The model is built and loaded once; depth is switched in place. Quality comes from the config's own test
 evaluator (COCO bbox / segm AP for detection, top-1 / top-5 for classification), FLOPs from mmengine's analysis
@@ -15,10 +16,17 @@ fits, the report is still written and the exit code is mmadn.deploy.selection.NO
 that takes a budget. Skips are written in their T/F form ('ttff', 'super', 'base' accepted).
 
 --memory-format (default auto): the backbone + neck run channels-last or contiguous in PyTorch; auto times both
-at the first sub-network and keeps the faster (recorded per row, the timings in the JSON). --backend: each
-sub-network's backbone + neck is exported to ONNX (<out-dir>/onnx/SKIP.onnx), checked against PyTorch and run in
-that runtime (CPU); latency_ms is then the whole model with the runtime's features (heads in PyTorch), beside
-pytorch_latency_ms, part_latency_ms (the runtime alone) and pytorch_part_latency_ms.
+at the first sub-network and keeps the faster (recorded per row, the timings in the JSON). --backend: a detector
+that exports whole (Faster / Mask R-CNN, docs/deployment.md section 5) runs whole in that runtime (CPU, as many
+threads as PyTorch) and is scored from the runtime's own detections, mapped back to the original images: the
+quality columns (bbox_mAP, segm_mAP), latency_ms and the plot are then the runtime's, with PyTorch's beside them
+(pytorch_bbox_mAP, ..., pytorch_latency_ms), quality_gap (the largest difference), session_latency_ms (the model
+alone) and runtime_detections. --runtime-model says which ONNX model (<out-dir>/onnx/*.detector.onnx): all-depths
+(one export, the depth an input of each call), per-depth (one file per depth, norms folded; needed with
+--recalibrate) or auto (all depths when several are measured without --recalibrate). Any other model has its
+backbone + neck exported (<out-dir>/onnx/SKIP.onnx), checked against PyTorch and run in that runtime; latency_ms is
+then the whole model with the runtime's features (heads in PyTorch), beside pytorch_latency_ms, part_latency_ms
+(the runtime alone) and pytorch_part_latency_ms, and quality stays PyTorch's.
 
 Every argument is checked before the runner is built, the datasets it reads are loaded and checked once
 (mmadn.utils.dataset_preflight; --skip-data-check: the paths only), the checkpoint is loaded once before the first
@@ -45,6 +53,7 @@ from mmadn.analysis.benchmark import first_batch  # noqa: E402
 from mmadn.deploy import export_backbone, export_model, select_subnet  # noqa: E402
 from mmadn.deploy.memory_format import MEMORY_FORMATS, memory_format  # noqa: E402
 from mmadn.deploy.runtime import BACKENDS, DeployablePart, export_onnx  # noqa: E402
+from mmadn.deploy.runtime_detector import RUNTIME_MODELS, whole_detector_refusal  # noqa: E402
 from mmadn.deploy.selection import add_budget_arguments, write_selection  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
 from mmadn.utils import at_least, hand_over_datasets, load_config, preflight_datasets, task_of  # noqa: E402
@@ -66,7 +75,11 @@ def build_parser():
     parser.add_argument('--batch-size', type=at_least(1), default=1, help='images per latency / memory measurement')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--backend', choices=BACKENDS, default='pytorch',
-                        help='where the backbone + neck run when timed (ONNX Runtime / OpenVINO: CPU only)')
+                        help='where the model runs (ONNX Runtime / OpenVINO: CPU only): a Faster / Mask R-CNN whole, '
+                        'timed and scored there; any other model\'s backbone + neck')
+    parser.add_argument('--runtime-model', choices=RUNTIME_MODELS, default='auto',
+                        help='with --backend, the whole detector\'s ONNX model: all depths in one, one per depth, or '
+                        'auto (all depths when several are measured without --recalibrate)')
     parser.add_argument('--memory-format', choices=MEMORY_FORMATS, default='auto',
                         help='PyTorch backbone + neck layout; auto: the faster of the two, timed at the first skip')
     add_budget_arguments(parser)
@@ -85,6 +98,11 @@ def check_args(parser, args):
         parser.error('--fuse folds the norms of the exported sub-network: give --export SKIP too.')
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device} requested but CUDA is not available; use --device cpu.')
+    if args.runtime_model != 'auto' and args.backend == 'pytorch':
+        parser.error('--runtime-model chooses the ONNX model of --backend onnxruntime|openvino: give --backend too.')
+    if args.runtime_model == 'all-depths' and args.recalibrate:
+        parser.error('--recalibrate gives every depth its own norm statistics, which one all-depths model cannot '
+                     'hold: use --runtime-model per-depth (or auto).')
     if args.backend != 'pytorch':
         if not args.device.startswith('cpu'):
             parser.error(f'--backend {args.backend} runs on the CPU here: add --device cpu (or use --backend '
@@ -135,12 +153,13 @@ def main(argv=None):
     batches = recalibration_batches(runner, args.recalibrate) if args.recalibrate else None
     title = (f'{osp.basename(args.config)} on {args.device}, batch {args.batch_size}'
              + (f', norms recalibrated on {len(batches)} batches' if batches else '')
-             + (f', backbone + neck in {args.backend} (quality: PyTorch\'s)' if args.backend != 'pytorch' else ''))
+             + _backend_note(args.backend, task, runner.model))
     quality = QUALITY_KEYS[task][0].split('/')[-1]
     rows, progress, stopped, paths = [], ProgressBar(len(skips)), None, None
     try:
         for row in measure_subnets(runner, skips, task, device, args.batch_size, args.warmup, args.runs, batches,
-                                   args.memory_format, args.backend, osp.join(out_dir, 'onnx')):
+                                   args.memory_format, args.backend, osp.join(out_dir, 'onnx'),
+                                   args.runtime_model):
             if row['skip'] == export:  # while the sub-network is active, with the statistics it was measured with
                 row.update(export_and_time(runner, cfg, row['skip'], device, args, out_dir, row['memory_format']))
             rows.append(row)
@@ -155,6 +174,8 @@ def main(argv=None):
                            f'{title}; stopped after {len(rows)} of {len(skips)} sub-networks ({stopped})')
             print(f'\nwritten what was measured: {", ".join(paths.values())}', file=sys.stderr)
     title += _format_note(rows[0])
+    if rows[0].get('runtime_model'):
+        title += f'; the whole detector\'s ONNX model: {rows[0]["runtime_model"]}'
     if len(rows) > 1:  # measure_subnets has re-timed every row, interleaved
         paths = _write(rows, out_dir, quality, f'{title}; latencies timed in rounds over all sub-networks')
     print(open(paths['md']).read())
@@ -165,6 +186,15 @@ def main(argv=None):
         print('written: ' + write_selection(selection, osp.join(out_dir, 'selection.json')))
         return selection.exit_code
     return 0
+
+
+def _backend_note(backend, task, model) -> str:
+    if backend == 'pytorch':
+        return ''
+    if task == 'detection' and whole_detector_refusal(model) is None:
+        return (f', whole detector in {backend} (quality and latency: {backend}\'s, from its own detections; '
+                'PyTorch\'s in pytorch_*)')
+    return f', backbone + neck in {backend} (quality: PyTorch\'s)'
 
 
 def _format_note(row) -> str:
