@@ -12,7 +12,7 @@ import torch
 
 from mmadn.deploy.detector_export import DeployableDetector, detection_agreement, export_detector
 
-from ._cli import ROOT, THREADS, load_tool, run_tool
+from ._cli import ROOT, THREADS, load_tool, run_main, run_tool
 
 CONFIGS = dict(faster='configs/demo/faster_rcnn_r18_adn_fpn_synthetic.py',
                mask='configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py')
@@ -244,3 +244,153 @@ def test_one_model_holds_every_depth_with_its_weights_once(tmp_path):
     cv2.imwrite(str(tmp_path / 'image.png'), image[0].permute(1, 2, 0).round().byte().numpy())
     lines = _run_example_without_torch(path, tmp_path / 'image.png', '--skip', 'TTTT')
     assert lines[0].endswith('(depth TTTT):') and len(lines) > 10, lines
+
+
+# ---- benchmark_subnets.py --backend: COCO AP from the runtime's own detections (issue 32) -------------------------
+SCORED_SHAPE = (160, 160)  # the demo config's test Resize scale: a 240 x 200 image becomes 160 x 133, padded to 160
+
+
+def _test_loader(root):
+    """The Mask R-CNN demo config's test dataloader on ``root`` (its own test pipeline: LoadImageFromFile, Resize)."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+    loader = Config.fromfile(osp.join(ROOT, CONFIGS['mask'])).test_dataloader
+    loader.dataset.data_root = f'{root}/'
+    loader.update(num_workers=0, persistent_workers=False, batch_size=2)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return Runner.build_dataloader(loader)
+
+
+def _coco_evaluator(ann_file, dataset):
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        evaluator = Evaluator(dict(type='CocoMetric', ann_file=str(ann_file), metric=['bbox', 'segm']))
+    evaluator.dataset_meta = dataset.metainfo
+    return evaluator
+
+
+@pytest.fixture(scope='module')
+def scored_coco(tmp_path_factory):
+    """Three generated 240 x 200 images (the test pipeline resizes them to 160 x 133: boxes and masks must be mapped
+    back) whose ground truth is every other detection of the tiny Mask R-CNN in mmdet at FFFF and at TTTT: its AP is
+    then neither 0 nor 1 at either depth, and a detection that lands elsewhere changes it. Returns the data root,
+    the ground truth's path and the detector's checkpoint."""
+    import json
+
+    import pycocotools.mask as mask_utils
+
+    from mmadn.datasets import make_coco_instances
+    root = tmp_path_factory.mktemp('scored_coco')
+    paths = make_coco_instances(str(root), num_train=1, num_val=3, size=(240, 200), max_objects=3, seed=3)
+    model = _tiny_detector('mask')
+    ckpt = root / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    coco, annotations = json.load(open(paths['val2017'])), []
+    for skip in ('FFFF', 'TTTT'):
+        model.backbone.skip = skip
+        for batch in _test_loader(root):
+            with torch.no_grad():
+                samples = model.test_step(batch)
+            for sample in samples:
+                pred = sample.pred_instances
+                for i in range(0, len(pred), 2):
+                    mask = pred.masks[i].numpy()
+                    if not mask.any():
+                        continue
+                    x1, y1, x2, y2 = pred.bboxes[i].tolist()
+                    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+                    annotations.append(dict(id=len(annotations) + 1, image_id=sample.img_id, iscrowd=0,
+                                            category_id=int(pred.labels[i]) + 1, bbox=[x1, y1, x2 - x1, y2 - y1],
+                                            area=float(mask.sum()),
+                                            segmentation=dict(size=rle['size'], counts=rle['counts'].decode())))
+    assert len(annotations) >= 12, 'the check needs ground truth'
+    ann_file = root / 'annotations' / 'scored_val.json'
+    with open(ann_file, 'w') as f:
+        json.dump(dict(coco, annotations=annotations), f)
+    return root, ann_file, ckpt
+
+
+class _NotMappedBack:
+    """A runtime detector that leaves its detections in the resized image: what the parity check must tell apart."""
+
+    def __init__(self, detector):
+        self.detector = detector
+
+    def predict(self, inputs, data_samples, skip=None):
+        for image, sample in zip(inputs, data_samples):
+            meta = dict(sample.metainfo, scale_factor=(1.0, 1.0), ori_shape=sample.img_shape)
+            sample.pred_instances = self.detector.instances(self.detector(*self.detector.feed(image, skip)), meta)
+        return data_samples
+
+
+def test_runtime_detections_score_the_ap_of_mmdets_predictions(tmp_path, scored_coco):
+    """COCO bbox and segm AP of the exported model's own outputs in ONNX Runtime (mapped back to the original
+    images by ``RuntimeDetector``) equal those of mmdet's ``predict`` on the same images, at FFFF and TTTT."""
+    from mmadn.deploy.runtime_detector import RuntimeDetector, evaluate_runtime
+    root, ann_file, _ = scored_coco
+    model = _tiny_detector('mask')
+    loader = _test_loader(root)
+    for skip in ('FFFF', 'TTTT'):
+        model.backbone.skip = skip
+        evaluator, detections = _coco_evaluator(ann_file, loader.dataset), 0
+        for batch in loader:
+            with torch.no_grad():
+                samples = model.test_step(batch)
+            detections += sum(len(s.pred_instances) for s in samples)
+            evaluator.process(data_samples=samples, data_batch=batch)
+        expected = evaluator.evaluate(len(loader.dataset))
+        path = export_detector(DeployableDetector(model, SCORED_SHAPE), str(tmp_path / f'{skip}.onnx'), dynamo=False)
+        runtime = RuntimeDetector(path)
+        assert runtime.mask_thr == 0.5 and runtime.skip is None  # read from the file's metadata
+        got, images, got_detections = evaluate_runtime(runtime, loader, _coco_evaluator(ann_file, loader.dataset))
+        assert (images, got_detections) == (3, detections)
+        for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+            assert 0.1 < expected[key] < 0.95, (skip, key, expected[key])
+            assert got[key] == pytest.approx(expected[key], abs=1e-3), (skip, key)  # CocoMetric rounds to 1e-3
+        unmapped, _, _ = evaluate_runtime(_NotMappedBack(runtime), loader, _coco_evaluator(ann_file, loader.dataset))
+        assert unmapped['coco/bbox_mAP'] < expected['coco/bbox_mAP'] - 0.05, 'the check must see a wrong mapping'
+
+
+def test_benchmark_tool_scores_the_whole_detector_in_the_runtime(tmp_path, scored_coco, capsys, monkeypatch):
+    """benchmark_subnets.py --backend onnxruntime exports all depths in one model and takes each row's quality from
+    the runtime's detections, PyTorch's beside it: at FFFF they agree; at TTTT a runtime patched to keep only its
+    best detection per image scores lower than PyTorch in the table, so the table reads the runtime."""
+    import json
+
+    from mmadn.deploy.runtime_detector import RuntimeDetector
+    root, ann_file, ckpt = scored_coco
+    predict = RuntimeDetector.predict
+
+    def best_only_at_tttt(self, inputs, data_samples, skip=None):
+        samples = predict(self, inputs, data_samples, skip)
+        if skip == 'TTTT':
+            for sample in samples:
+                sample.pred_instances = sample.pred_instances[:1]
+        return samples
+
+    monkeypatch.setattr(RuntimeDetector, 'predict', best_only_at_tttt)
+    opts = [f'test_dataloader.dataset.data_root={root}/', 'test_dataloader.num_workers=0',
+            'test_dataloader.persistent_workers=False', 'test_dataloader.batch_size=2',
+            f'test_evaluator.ann_file={ann_file}', 'model.backbone.init_cfg=None', 'model.test_cfg.rcnn.score_thr=0.05']
+    code, out = run_main(capsys, 'tools/analysis_tools/benchmark_subnets.py', CONFIGS['mask'], ckpt, '--skips', 'FFFF',
+                         'TTTT', '--backend', 'onnxruntime', '--device', 'cpu', '--runs', '1', '--warmup', '0',
+                         '--memory-format', 'contiguous', '--out-dir', tmp_path, '--cfg-options', *opts)
+    assert code == 0, out[-3000:]
+    table = json.load(open(tmp_path / 'subnets.json'))
+    assert 'whole detector in onnxruntime' in table['title'] and 'ONNX model: all-depths' in table['title']
+    assert osp.isfile(tmp_path / 'onnx' / 'all_depths.detector.onnx')
+    rows = {row['skip']: row for row in table['subnets']}
+    for row in rows.values():
+        assert row['quality_source'] == 'onnxruntime' and row['runtime_model'] == 'all-depths'
+        assert min(row['latency_ms'], row['pytorch_latency_ms'], row['session_latency_ms']) > 0
+    full = rows['FFFF']
+    assert 0.1 < full['pytorch_bbox_mAP'] < 0.95 and full['runtime_detections'] == full['detections']
+    for key in ('bbox_mAP', 'segm_mAP'):
+        assert full[key] == pytest.approx(full[f'pytorch_{key}'], abs=1e-3)
+    assert full['quality_gap'] <= 1e-3
+    base = rows['TTTT']
+    assert base['runtime_detections'] == 1 < base['detections']
+    assert base['bbox_mAP'] < base['pytorch_bbox_mAP'] - 0.05 and base['quality_gap'] > 0.05
+    assert '| pytorch_bbox_mAP |' in open(tmp_path / 'subnets.md').read()
