@@ -236,6 +236,9 @@ def _benchmark_tool():
     (['--runs', '0'], '--runs: must be at least 1, got 0'),
     (['--recalibrate', '-1'], '--recalibrate: must be at least 0, got -1'),
     (['--fuse'], '--fuse folds the norms of the exported sub-network'),
+    (['--runtime-model', 'per-depth'], '--runtime-model chooses the ONNX model of --backend'),
+    (['--backend', 'onnxruntime', '--device', 'cpu', '--runtime-model', 'all-depths', '--recalibrate', '2'],
+     'use --runtime-model per-depth'),
 ])
 def test_benchmark_arguments_are_checked_before_any_work(cls_checkpoint, tmp_path, capsys, args, says):
     ckpt, opts = cls_checkpoint
