@@ -37,28 +37,36 @@ from mmadn.models import ResNetADN, SubPathDistillation  # noqa: E402
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def interleaved_ms(fns: dict, runs: int, warmup: int = 1) -> dict:
-    """Median ms of each callable, timed round-robin so that load changes hit all of them alike."""
+def interleaved_ms(fns: dict, runs: int, warmup: int = 1, device: str = 'cpu') -> dict:
+    """Median ms of each callable, timed round-robin so that load changes hit all of them alike. On CUDA the
+    device is synchronised around each call: kernels run asynchronously, so the host's clock alone would time
+    only their launch."""
+    sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else (lambda: None)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in fns}
     for _ in range(runs):
         for key, fn in fns.items():
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             times[key].append((time.perf_counter() - start) * 1e3)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
 @torch.no_grad()
-def bench_backbone(size, runs, memory_format):
+def bench_backbone(size, runs, memory_format, device='cpu', batch=1):
+    """Section 1-2's table; returns ``{skip: (flops, ms)}`` (with ``'plain ResNet-50'``'s ms) for callers such as
+    bench/gpu_check.py, which runs it on CUDA at batch 1 and 8."""
     adn = ResNetADN(50, out_indices=(0, 1, 2, 3)).eval()
     plain = ResNet(50, out_indices=(0, 1, 2, 3))
     plain.eval()  # mmdet's ResNet.train() returns None, so no chaining
     plain.load_state_dict({k: v for k, v in adn.state_dict().items() if '_skip' not in k})
-    adn, plain = adn.to(memory_format=memory_format), plain.to(memory_format=memory_format)
-    x = torch.randn(1, 3, *size).to(memory_format=memory_format)
+    adn = adn.to(device, memory_format=memory_format)
+    plain = plain.to(device, memory_format=memory_format)
+    x = torch.randn(batch, 3, *size, device=device).to(memory_format=memory_format)
 
     def run(skip):
         def fn():
@@ -73,8 +81,9 @@ def bench_backbone(size, runs, memory_format):
         flops[skip] = count_flops(adn, adn, x)
     fns = {skip: run(skip) for skip in skips}
     fns['plain ResNet-50'] = lambda: plain(x)
-    ms = interleaved_ms(fns, runs)
-    print(f'\n## 1-2. ResNet-50-ADN backbone, input 1x3x{size[0]}x{size[1]}, median of {runs} interleaved runs\n')
+    ms = interleaved_ms(fns, runs, device=device)
+    print(f'\n## 1-2. ResNet-50-ADN backbone, input {batch}x3x{size[0]}x{size[1]} on {device}, median of {runs} '
+          'interleaved runs\n')
     print('| skip | GFLOPs | FLOPs ratio | latency ms | latency ratio | ratio - FLOPs ratio |')
     print('|---|---|---|---|---|---|')
     for skip in skips:
@@ -82,6 +91,7 @@ def bench_backbone(size, runs, memory_format):
         print(f'| {skip} | {flops[skip] / 1e9:.2f} | {fr:.3f} | {ms[skip]:.1f} | {lr:.3f} | {lr - fr:+.3f} |')
     print(f'\nsuper-net {ms["FFFF"]:.1f} ms vs mmdet ResNet-50 {ms["plain ResNet-50"]:.1f} ms: '
           f'ratio {ms["FFFF"] / ms["plain ResNet-50"]:.3f}')
+    return {**{skip: (flops[skip], ms[skip]) for skip in skips}, 'plain ResNet-50': (None, ms['plain ResNet-50'])}
 
 
 @torch.no_grad()
