@@ -26,6 +26,7 @@ The results file is rewritten after every step: a run stopped from outside keeps
 
 --dry-run: the same steps with --device cpu, the environment's mmcv as it is (no install, no build), no --amp
 (refused on CPU), tiny inputs and few iterations. Its figures say nothing about speed; it checks the plumbing.
+What the figures are (random weights, generated images, no score threshold) and are not: docs/gpu_check.md.
 """
 import argparse
 import glob
@@ -242,8 +243,8 @@ class Check:
             text = re.sub(r'-std=c\+\+1[47]', '-std=c++20', f.read())
         with open(setup_py, 'w') as f:
             f.write(text)
-        env = dict(self.env, MMCV_WITH_OPS='1', FORCE_CUDA='1', MAX_JOBS=os.environ.get('MAX_JOBS') or str(os.cpu_count() or 8),
-                   TORCH_CUDA_ARCH_LIST=arch)
+        jobs = os.environ.get('MAX_JOBS') or str(os.cpu_count() or 8)
+        env = dict(self.env, MMCV_WITH_OPS='1', FORCE_CUDA='1', MAX_JOBS=jobs, TORCH_CUDA_ARCH_LIST=arch)
         extra = _missing_cuda_headers()
         if extra:  # torch's CUDA headers include cuSPARSE / cuBLAS ones that pip's nvidia-* packages hold
             env['CPATH'] = os.pathsep.join(extra + [env.get('CPATH', '')]).strip(os.pathsep)
@@ -312,9 +313,10 @@ class Check:
         rc, log = self.python('train', *cmd)
         scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
         body, finite = _loss_table(scalars[-1] if scalars else None, s.train_iters)
-        head = (f'{s.train_iters} iterations of {DEMO_CONFIG} ({"--amp: AmpOptimWrapper, dynamic loss scale" if s.amp else "float32, no --amp (refused on CPU)"}), '
-                f'Algorithm 1 (ADNDistillHook), random initialisation, {s.train_images} generated training images, '
-                f'batch 4, device {s.device}.\n\n')
+        precision = '--amp: AmpOptimWrapper, dynamic loss scale' if s.amp else 'float32, no --amp (refused on CPU)'
+        head = (f'{s.train_iters} iterations of {DEMO_CONFIG} ({precision}), Algorithm 1 (ADNDistillHook), random '
+                f'initialisation (zero_init_residual=False), {s.train_images} generated training images, batch 4, '
+                f'device {s.device}.\n\n')
         if rc != 0:
             return 'FAILED', head + body + '\n' + _failure(rc, log)
         return ('ok' if finite else 'FAILED'), head + body

@@ -7,6 +7,7 @@
 # Results: DIR/gpu_check.md (DIR: $OUT if set, else work_dirs/gpu_check). Needs about 10 minutes; the exit code is
 # 0 only when every step passed, and the results file says which did not and why.
 # CPU dry run (tests/test_gpu_check.py):  PYTHON=.venv/bin/python bash bench/gpu_check.sh --dry-run
+# More: docs/gpu_check.md.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 exec "${PYTHON:-python3}" bench/gpu_check.py "$@"
