@@ -8,6 +8,10 @@ of the last ``window`` calls, whatever depth they ran. Before any call, the rati
 The factor absorbs what the table did not time: the spread between inputs (a detector's heads cost more on an
 image with more objects), data preparation, a busier machine than when the table was measured; so a table
 measured once stays usable.
+
+Two ways to hand the depth to a call: ``controller(fn, deadline)`` switches a PyTorch model (``set_subnet``) before
+``fn()``; ``controller.run(fn, deadline)`` calls ``fn(skip)``, for a model whose depth is an input of each call (the
+whole detector's all-depths ONNX model in a runtime: nothing is switched or reloaded, ``RuntimeDepths``).
 """
 from collections import deque
 from dataclasses import dataclass
@@ -38,7 +42,8 @@ class DeadlineController:
     """Sets ``model``'s depth before each call from a measured ``table`` (subnets.json of benchmark_subnets.py).
 
     Args:
-        model: the ADN model (or backbone) whose depth is switched.
+        model: the ADN model (or backbone) whose depth ``__call__`` switches; None when the depth is handed to
+            each call (``run``).
         table: the loaded table (``load_table``) or its rows with ``quality_key``.
         percentile: percentile of the recent time ratios the prediction uses (99: nearly the worst of them).
         headroom: fraction of the deadline a prediction may use (the rest absorbs jitter).
@@ -47,7 +52,7 @@ class DeadlineController:
     """
 
     def __init__(self,
-                 model: nn.Module,
+                 model: Optional[nn.Module],
                  table: Union[Dict, List[Dict]],
                  quality_key: Optional[str] = None,
                  percentile: float = 99,
@@ -94,11 +99,22 @@ class DeadlineController:
             self._ratios.append(elapsed_ms / self._median[skip])
 
     def __call__(self, fn: Callable[[], object], deadline_ms: float):
-        """Run ``fn()`` at the depth chosen for ``deadline_ms``; returns its result (the record is appended to
-        ``records``)."""
+        """Switch ``model`` to the depth chosen for ``deadline_ms`` and run ``fn()``; returns its result (the
+        record is appended to ``records``)."""
+        if self.model is None:
+            raise TypeError('this controller has no model to switch: hand the depth to the call with run(fn)')
         skip = self.choose(deadline_ms)
+        set_subnet(self.model, skip)  # outside the timed call, as the table timed each depth already switched
+        return self._timed(skip, fn, deadline_ms)
+
+    def run(self, fn: Callable[[str], object], deadline_ms: float):
+        """Run ``fn(skip)`` with the depth chosen for ``deadline_ms`` (the model takes the depth as an input of the
+        call); returns its result (the record is appended to ``records``)."""
+        skip = self.choose(deadline_ms)
+        return self._timed(skip, lambda: fn(skip), deadline_ms)
+
+    def _timed(self, skip: str, fn: Callable[[], object], deadline_ms: float):
         predicted = self.predict(skip)
-        set_subnet(self.model, skip)
         result = []
         elapsed = time_once(lambda: result.append(fn()), self.device)
         self.observe(skip, elapsed)

@@ -3,7 +3,7 @@ the fixed super-net and the fixed base-net.
 
     python tools/deployment/deadline_demo.py CONFIG CHECKPOINT --table work_dirs/demo/subnets/subnets.json \
         [--deadlines 60 45] [--percentile 99] [--window 50] [--headroom 0.95] [--images-per-call N] [--out-dir DIR]
-        [--cfg-options ...]
+        [--backend pytorch|onnxruntime|openvino [--onnx ALL_DEPTHS.onnx] [--threads N]] [--cfg-options ...]
 
 The stream is the test set once per deadline (phase): the budget changes between the passes, so every phase is
 scored on the whole test set by the config's own evaluator (COCO AP / top-1). Each image is handed to the three
@@ -15,8 +15,14 @@ deadline_demo.{md,json} to the output directory. The backbone + neck run in the 
 measured in (its ``memory_format`` column). A deadline below every sub-network's median in the table (nothing
 fits, as select_subnet.py --budget latency=... would say) is still run, the controller at its cheapest depth, and
 the tool then exits with mmadn.deploy.selection.NO_SUBNET_FITS (3), as every tool that takes a budget does.
+
+--backend onnxruntime|openvino runs a Faster / Mask R-CNN whole in the runtime, all three policies in one all-depths
+ONNX model (``--onnx``, else exported from the checkpoint into OUT_DIR/onnx before the stream): each call feeds its
+depth as the model's ``skip`` input (``mmadn.deploy.depth_runners.RuntimeDepths``), so no PyTorch model runs in the
+loop. The table must then be the runtime's (benchmark_subnets.py --backend onnxruntime), as its times are.
 """
 import argparse
+import contextlib
 import json
 import os
 import os.path as osp
@@ -34,8 +40,10 @@ from mmengine.utils import ProgressBar  # noqa: E402
 from mmadn.analysis import QUALITY_KEYS  # noqa: E402
 from mmadn.analysis.measure import time_once  # noqa: E402
 from mmadn.deploy import DeadlineController, load_table  # noqa: E402
+from mmadn.deploy.depth_runners import PYTORCH, depth_runner, table_backend  # noqa: E402
 from mmadn.deploy.memory_format import memory_format  # noqa: E402
 from mmadn.deploy.selection import Budget, exit_code, latency_percentile, row_cost, select_subnet  # noqa: E402
+from mmadn.deploy.runtime import BACKENDS  # noqa: E402
 from mmadn.models import adaptive_backbones, set_subnet  # noqa: E402
 from mmadn.utils import at_least, check_dataset_paths, load_config, task_of  # noqa: E402
 
@@ -58,6 +66,15 @@ def build_parser():
                         'measured with benchmark_subnets.py --batch-size N)')
     parser.add_argument('--out-dir', help='default: the table\'s folder')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--backend', choices=BACKENDS, default=PYTORCH,
+                        help='where the detector runs: a runtime runs it whole, every depth in one ONNX model whose '
+                        'depth is an input of each call (the table must be timed there too)')
+    parser.add_argument('--onnx', metavar='ALL_DEPTHS.onnx',
+                        help='with --backend: the all-depths model of this checkpoint (export_detector.py '
+                        '--all-depths, or benchmark_subnets.py\'s OUT/onnx/all_depths.detector.onnx); default: '
+                        'exported into OUT_DIR/onnx before the stream')
+    parser.add_argument('--threads', type=at_least(1), default=torch.get_num_threads(),
+                        help='the runtime\'s intra-op threads (default: PyTorch\'s, i.e. OMP_NUM_THREADS)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
 
@@ -86,10 +103,21 @@ def main(argv=None):
         check_dataset_paths(cfg, ('test', ))
         deadlines = args.deadlines or default_deadlines(table)
         selections = [select_subnet(table, Budget('latency', deadline)) for deadline in deadlines]
+        timed_in = table_backend(table)
     except (FileNotFoundError, ValueError, KeyError) as err:
         parser.error(str(err))
     if not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint {args.checkpoint} does not exist.')
+    if timed_in != args.backend:  # the controller plans on the table's times: they must be this backend's
+        parser.error(f'the table {args.table} was timed in {timed_in}, the demo runs in {args.backend}: measure it '
+                     f'with benchmark_subnets.py --backend {args.backend}' if args.backend != PYTORCH else
+                     f'the table {args.table} was timed in {timed_in}: give --backend {timed_in} or a PyTorch table')
+    if args.backend != PYTORCH and args.device != 'cpu':
+        parser.error(f'--backend {args.backend} runs on the CPU here: add --device cpu')
+    if args.onnx and args.backend == PYTORCH:
+        parser.error('--onnx is the model of --backend onnxruntime|openvino: give --backend too')
+    if args.onnx and not osp.isfile(args.onnx):
+        parser.error(f'--onnx {args.onnx} does not exist')
     out_dir = args.out_dir or osp.dirname(osp.abspath(args.table))
     cfg.work_dir = osp.join(out_dir, 'deadline_runner')
     cfg.load_from = args.checkpoint
@@ -113,7 +141,12 @@ def main(argv=None):
         parser.error(f'the table {args.table} was measured on another model: its skips {sorted(measured)} are '
                      f'not sub-networks of {type(backbone).__name__}')
     superset, base = backbone.subnets()[0], backbone.subnets()[-1]
-    controller = DeadlineController(model, table, percentile=args.percentile, headroom=args.headroom,
+    try:  # exported here, if at all: PyTorch runs before the stream, not in it
+        runner_at = depth_runner(model, args.backend, cfg, osp.join(out_dir, 'onnx'), args.onnx, args.threads)
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
+    # the depth is handed to each call: the runner switches the PyTorch model, or feeds the runtime's skip input
+    controller = DeadlineController(None, table, percentile=args.percentile, headroom=args.headroom,
                                     window=args.window, device=device)
     policies = {f'fixed super-net ({superset})': superset, f'fixed base-net ({base})': base, 'controller': None}
     loader = runner.test_dataloader
@@ -122,15 +155,16 @@ def main(argv=None):
 
     def call(policy_skip, data, deadline):
         if policy_skip is None:
-            return controller(lambda: model.test_step(data), deadline), controller.records[-1].elapsed_ms, \
-                controller.records[-1].skip
-        set_subnet(model, policy_skip)
+            outputs = controller.run(lambda skip: runner_at(data, skip), deadline)
+            return outputs, controller.records[-1].elapsed_ms, controller.records[-1].skip
         outputs = []
-        elapsed = time_once(lambda: outputs.append(model.test_step(data)), device)
+        elapsed = time_once(lambda: outputs.append(runner_at(data, policy_skip)), device)
         return outputs[0], elapsed, policy_skip
 
     fmt = table['subnets'][0].get('memory_format', 'contiguous')  # as the table was timed
-    with torch.no_grad(), memory_format(model, fmt):
+    layout = memory_format(model, fmt) if args.backend == PYTORCH else contextlib.nullcontext()
+    calls = []
+    with torch.no_grad(), layout:
         first = next(iter(loader))
         for _ in range(args.warmup):
             for skip in policies.values():
@@ -151,6 +185,9 @@ def main(argv=None):
                     times[name].append(elapsed)
                     depths[name][used] += 1
                 progress.update()
+            calls += [dict(phase=phase, skip=r.skip, deadline_ms=r.deadline_ms, elapsed_ms=r.elapsed_ms,
+                           predicted_ms=r.predicted_ms) for r in controller.records]
+            controller.records.clear()
             for name in policies:
                 metrics = evaluators[name].evaluate(len(dataset))
                 hits = sum(t <= deadline for t in times[name])
@@ -163,7 +200,7 @@ def main(argv=None):
     set_subnet(model, superset)
     runner.call_hook('after_run')
     summary = summarize(results, policies, quality_keys)
-    write(results, summary, out_dir, args, deadlines)
+    write(results, summary, out_dir, args, deadlines, calls)
     return exit_code(selections)
 
 
@@ -181,10 +218,12 @@ def summarize(results, policies, quality_keys):
     return rows
 
 
-def write(results, summary, out_dir, args, deadlines):
+def write(results, summary, out_dir, args, deadlines, calls):
     os.makedirs(out_dir, exist_ok=True)
     quality = [k for k in summary[0] if k not in ('policy', 'calls', 'hits', 'hit_rate')]
-    lines = [f'{osp.basename(args.config)} on {args.device}: deadlines {", ".join(f"{d:g} ms" for d in deadlines)} '
+    where = (args.device if args.backend == PYTORCH else
+             f'{args.backend} ({args.threads} threads, all depths in one model)')
+    lines = [f'{osp.basename(args.config)} in {where}: deadlines {", ".join(f"{d:g} ms" for d in deadlines)} '
              f'(one pass over the test set each), controller at p{args.percentile:g}, headroom {args.headroom:g}',
              '', '| phase | deadline (ms) | policy | deadlines met | median / p90 (ms) | depths used | '
              + ' | '.join(quality) + ' |', '|' + '---|' * (6 + len(quality))]
@@ -204,7 +243,8 @@ def write(results, summary, out_dir, args, deadlines):
         f.write(text)
     with open(js, 'w') as f:
         json.dump(dict(deadlines_ms=deadlines, percentile=args.percentile, headroom=args.headroom,
-                       phases=results, summary=summary), f, indent=2)
+                       backend=args.backend, onnx=args.onnx, phases=results, summary=summary,
+                       controller_calls=calls), f, indent=1)
     print('\n' + text)
     print(f'written: {md}, {js}')
 
