@@ -196,6 +196,7 @@ def main(argv=None):
                                     median_ms=statistics.median(times[name]),
                                     p90_ms=latency_percentile(times[name], 90),
                                     depths=dict(depths[name].most_common()),
+                                    times_ms=[round(t, 3) for t in times[name]],  # per call, in the stream's order
                                     **{k.split('/')[-1]: float(metrics[k]) for k in quality_keys if k in metrics}))
     set_subnet(model, superset)
     runner.call_hook('after_run')
