@@ -107,6 +107,8 @@ def test_deadline_demo_drives_the_all_depths_model_in_onnxruntime(exported_demo,
     assert phases[(0, 'controller')]['depths'] == {'TTFF': 3} and phases[(0, 'controller')]['hits'] == 3
     assert phases[(1, 'controller')]['depths'] == {'TTTT': 3} and phases[(1, 'controller')]['hits'] == 0
     assert phases[(0, 'fixed base-net (TTTT)')]['depths'] == {'TTTT': 3}
+    calls = [c['elapsed_ms'] for c in result['controller_calls'] if c['phase'] == 1]
+    assert phases[(1, 'controller')]['times_ms'] == pytest.approx(calls, abs=1e-3)  # every call's time, in order
     assert all(0 <= p['bbox_mAP'] <= 1 for p in result['phases'])
     # the controller's TTTT scored as the fixed base-net's TTTT: both are the runtime's own detections
     assert phases[(1, 'controller')]['bbox_mAP'] == phases[(1, 'fixed base-net (TTTT)')]['bbox_mAP']
