@@ -50,7 +50,8 @@ def build_parser():
     parser.add_argument('--no-fuse', action='store_true', help='keep the BatchNorms unfolded')
     parser.add_argument('--legacy-exporter', action='store_true',
                         help='torch\'s TorchScript-based exporter (deprecated, 5-10x faster to export) instead of '
-                        'its default dynamo exporter')
+                        'its default dynamo exporter; for quick checks: its Mask R-CNN of the trained demo detector '
+                        'failed in ONNX Runtime on some images (a Reshape fixed at tracing)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
 
