@@ -1,11 +1,12 @@
-"""A whole two-stage detector at one depth as one ONNX model: image in, boxes / scores / labels (/ masks) out.
+"""A whole detector at one depth as one ONNX model: image in, boxes / scores / labels (/ masks) out.
 
 mmdeploy 1.3.1 would rewrite mmdet's test path for export, and it fails with this torch (docs/deployment.md,
 section 3). ``DeployableDetector`` is the project's own replacement for the part it rewrites: it runs the trained
-detector's own modules (data preprocessor constants, the static backbone + neck of the active depth, the RPN
+detector's own modules (data preprocessor constants, the static backbone + neck of the active depth, the heads'
 convs, anchors, RoI heads, box coder parameters) and re-writes only the post-processing glue with operations that
 torch.onnx turns into standard ONNX ops (NonZero, TopK, NonMaxSuppression, RoiAlign): mmcv's RoIAlign and NMS
-have no ONNX form of their own. The runtime needs nothing but ONNX Runtime.
+have no ONNX form of their own. The runtime needs nothing but ONNX Runtime. What follows the neck is one of
+``DETECTOR_HEADS``: ``TwoStageHeads`` (Faster / Mask R-CNN) or ``DenseHeads`` (RetinaNet).
 
 Inputs: ``image``, one image of the exported size (``(1, 3, H, W)`` float, 0-255, the channel order the config
 loads), and ``image_shape``, ``(h, w)`` of the resized image inside it (padded at the bottom / right with
@@ -14,9 +15,9 @@ loads), and ``image_shape``, ``(h, w)`` of the resized image inside it (padded a
 (the size divisor, 32, rounds both up alike): exactly so for an image of the exported size, and within a few
 border pixels of the feature maps for a much smaller one.
 
-Outputs have a fixed size: ``max_per_img`` rows (the config's ``test_cfg.rcnn.max_per_img``), the first
-``num_detections`` of them valid, in descending score order; the rest are zeros. Boxes are in the input image's
-pixels (x1, y1, x2, y2). Mask R-CNN adds ``masks``: each detection's mask probabilities for its own class at the
+Outputs have a fixed size: ``max_per_img`` rows (the config's ``test_cfg.rcnn.max_per_img``, RetinaNet's
+``test_cfg.max_per_img``), the first ``num_detections`` of them valid, in descending score order; the rest are
+zeros. Boxes are in the input image's pixels (x1, y1, x2, y2). Mask R-CNN adds ``masks``: each detection's mask probabilities for its own class at the
 mask head's resolution (28 x 28 by default), to be pasted into its box as mmdet does (``paste_masks`` in
 tools/deployment/onnx_detect_example.py).
 """
@@ -37,9 +38,9 @@ MASK_OUTPUT = 'masks'
 
 
 def _unsupported(what: str) -> TypeError:
-    return TypeError(f'whole-detector export supports two-stage detectors with mmdet\'s RPNHead and StandardRoIHead '
-                     f'(Faster / Mask R-CNN): {what}. Export the backbone + neck instead '
-                     '(mmadn.deploy.runtime.deployable_part).')
+    return TypeError('whole-detector export supports two-stage detectors with mmdet\'s RPNHead and StandardRoIHead '
+                     f'(Faster / Mask R-CNN) and single-stage ones with its RetinaHead (RetinaNet): {what}. Export the '
+                     'backbone + neck instead (mmadn.deploy.runtime.deployable_part).')
 
 
 def _nms_iou(cfg, where: str) -> float:
@@ -104,74 +105,36 @@ def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.cat([x, x.new_zeros((rows, ) + tuple(x.shape[1:]))])[:rows]
 
 
-class DeployableDetector(nn.Module):
-    """A two-stage mmdet detector at its active depth as a traceable module: ``forward(image, image_shape)``
-    with ``image`` a ``(1, 3, H, W)`` float tensor of the exported size, in the channel order and 0-255 range the
-    config's pipeline loads (BGR for mmdet's ``LoadImageFromFile``), and ``image_shape`` the ``(h, w)`` of the
-    image inside it (see ``forward``), returns ``boxes (1, D, 4)``, ``scores (1, D)``, ``labels (1, D)``
-    (int64), ``num_detections (1,)`` (int64) and for Mask R-CNN ``masks (1, D, M, M)``, D = ``max_per_img``.
+def _drop_small(min_size: float, boxes: torch.Tensor, *others: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """``boxes`` and the rows of ``others`` that go with them, without the boxes no wider or higher than
+    ``min_size`` (mmdet's ``min_bbox_size`` filter; none dropped when it is negative)."""
+    if min_size < 0:
+        return (boxes, ) + others
+    wh = boxes[:, 2:] - boxes[:, :2]
+    valid = ((wh[:, 0] > min_size) & (wh[:, 1] > min_size)).nonzero()[:, 0]
+    return tuple(x[valid] for x in (boxes, ) + others)
 
-    The detector's modules are used as they are (a copy of its backbone made static, its neck and heads shared),
-    so build it after the weights are loaded and the depth is chosen: ``model.backbone.skip = 'TTTT'``.
 
-    With ``all_depths=True`` it holds every depth instead (``all_depths.AllDepthsFeatures``: norms unfolded, each
-    weight once) and ``forward`` takes a third input, ``skip``: a bool tensor with one flag per stage, True = skip.
-    """
+def _level_anchors(module: nn.Module, prior_generator, featmap_sizes: Sequence[Tuple[int, int]]) -> int:
+    """The head's own anchors for ``featmap_sizes``, stored in ``module`` as buffers ``anchors_<level>``
+    (constants at a fixed input size); returns the number of levels."""
+    anchors = prior_generator.grid_priors(featmap_sizes, device='cpu')
+    for level, level_anchors in enumerate(anchors):
+        module.register_buffer(f'anchors_{level}', level_anchors.detach().clone())
+    return len(anchors)
 
-    def __init__(self, model: nn.Module, input_shape: Sequence[int], fuse: bool = True,
-                 all_depths: bool = False) -> None:
-        super().__init__()
-        self._check(model)
-        self.input_shape = tuple(int(s) for s in input_shape)
-        if len(self.input_shape) != 2 or min(self.input_shape) < 1:
-            raise ValueError(f'input_shape must be (H, W), got {input_shape}')
-        pre = model.data_preprocessor
-        self.register_buffer('mean', pre.mean.detach().clone().view(1, 3, 1, 1) if pre._enable_normalize
-                             else torch.zeros(1, 3, 1, 1))
-        self.register_buffer('std', pre.std.detach().clone().view(1, 3, 1, 1) if pre._enable_normalize
-                             else torch.ones(1, 3, 1, 1))
-        self.flip_channels = bool(getattr(pre, '_channel_conversion', False))
-        divisor = int(getattr(pre, 'pad_size_divisor', 1))
-        height, width = self.input_shape
-        self.padding = (0, -width % divisor, 0, -height % divisor)
-        self.pad_value = float(getattr(pre, 'pad_value', 0))
 
-        self.all_depths = all_depths
-        if all_depths:
-            from .all_depths import AllDepthsFeatures
-            self.features = AllDepthsFeatures(model)
-            self.num_flags = self.features.num_flags
-        else:
-            self.features = deployable_part(model, fuse=fuse, with_head=False)
-        self.rpn_head, self.roi_head = model.rpn_head, model.roi_head
-        rpn_cfg, rcnn_cfg = model.rpn_head.test_cfg, model.roi_head.test_cfg
-        self.rpn_nms_pre, self.rpn_max = int(rpn_cfg.get('nms_pre', -1)), int(rpn_cfg['max_per_img'])
-        self.rpn_iou = _nms_iou(rpn_cfg, 'test_cfg.rpn')
-        self.min_bbox_size = float(rpn_cfg.get('min_bbox_size', -1))
-        self.score_thr, self.max_per_img = float(rcnn_cfg['score_thr']), int(rcnn_cfg['max_per_img'])
-        self.rcnn_iou = _nms_iou(rcnn_cfg, 'test_cfg.rcnn')
-        self.with_mask = bool(getattr(model.roi_head, 'with_mask', False))
-        self.mask_thr = float(rcnn_cfg.get('mask_thr_binary', 0.5))
-        self.mask_extractor = None
-        if self.with_mask:
-            head = model.roi_head
-            self.mask_extractor = head.bbox_roi_extractor if head.share_roi_extractor else head.mask_roi_extractor
-
-        # anchors are constants at a fixed input size: computed here from the feature sizes of one pass
-        with torch.no_grad():
-            feats = self.extract_feat(torch.zeros(1, 3, *self.input_shape))
-        anchors = model.rpn_head.prior_generator.grid_priors([f.shape[-2:] for f in feats], device='cpu')
-        for level, level_anchors in enumerate(anchors):
-            self.register_buffer(f'anchors_{level}', level_anchors.detach().clone())
-        self.num_levels = len(anchors)
-        self.eval()
+class TwoStageHeads(nn.Module):
+    """What a two-stage detector (Faster / Mask R-CNN: mmdet's ``RPNHead`` + ``StandardRoIHead``) does after
+    the neck: ``forward(feats, image_shape)`` -> boxes, scores, labels (``max_per_img`` at most, best first);
+    ``mask_probs`` for Mask R-CNN. The heads are the model's own modules."""
 
     @staticmethod
-    def _check(model: nn.Module) -> None:
-        """Refuse, with the reason, what this exporter does not reproduce exactly."""
-        if not (hasattr(model, 'rpn_head') and hasattr(model, 'roi_head')):
-            raise _unsupported(f'{type(model).__name__} has no RPN + RoI head (single-stage detectors are not '
-                               'supported yet)')
+    def applies(model: nn.Module) -> bool:
+        return hasattr(model, 'rpn_head') and hasattr(model, 'roi_head')
+
+    @staticmethod
+    def check(model: nn.Module) -> None:
         rpn, roi = model.rpn_head, model.roi_head
         if type(rpn).__name__ != 'RPNHead' or not rpn.use_sigmoid_cls or rpn.num_convs != 1:
             raise _unsupported(f'the RPN head is {type(rpn).__name__} (sigmoid scores and one conv expected)')
@@ -188,19 +151,28 @@ class DeployableDetector(nn.Module):
                 raise _unsupported(f'the mask head is {type(roi.mask_head).__name__}, not FCNMaskHead')
             if not roi.share_roi_extractor:
                 _check_roi_extractor(roi.mask_roi_extractor, 'roi_head.mask_roi_extractor')
-        if model.data_preprocessor.mean is not None and model.data_preprocessor.mean.numel() != 3:
-            raise _unsupported('the data preprocessor does not normalise 3-channel images')
+        _nms_iou(rpn.test_cfg, 'test_cfg.rpn')
+        _nms_iou(roi.test_cfg, 'test_cfg.rcnn')
 
-    # ---- the test path -------------------------------------------------------------------------------------
-    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
-        """mmdet's ``DetDataPreprocessor``: channel flip, normalisation, padding to the size divisor."""
-        x = image.float()
-        if self.flip_channels:
-            x = x.flip(1)
-        x = (x - self.mean) / self.std
-        if any(self.padding):
-            x = F.pad(x, self.padding, value=self.pad_value)
-        return x
+    def __init__(self, model: nn.Module, featmap_sizes: Sequence[Tuple[int, int]]) -> None:
+        super().__init__()
+        self.rpn_head, self.roi_head = model.rpn_head, model.roi_head
+        rpn_cfg, rcnn_cfg = model.rpn_head.test_cfg, model.roi_head.test_cfg
+        self.rpn_nms_pre, self.rpn_max = int(rpn_cfg.get('nms_pre', -1)), int(rpn_cfg['max_per_img'])
+        self.rpn_iou = _nms_iou(rpn_cfg, 'test_cfg.rpn')
+        self.min_bbox_size = float(rpn_cfg.get('min_bbox_size', -1))
+        self.score_thr, self.max_per_img = float(rcnn_cfg['score_thr']), int(rcnn_cfg['max_per_img'])
+        self.rcnn_iou = _nms_iou(rcnn_cfg, 'test_cfg.rcnn')
+        self.with_mask = bool(getattr(model.roi_head, 'with_mask', False))
+        self.mask_thr = float(rcnn_cfg.get('mask_thr_binary', 0.5))
+        self.mask_extractor = None
+        if self.with_mask:
+            head = model.roi_head
+            self.mask_extractor = head.bbox_roi_extractor if head.share_roi_extractor else head.mask_roi_extractor
+        self.num_levels = _level_anchors(self, model.rpn_head.prior_generator, featmap_sizes)
+
+    def forward(self, feats: List[torch.Tensor], image_shape: torch.Tensor):
+        return self.detect(feats, self.proposals(feats, image_shape), image_shape)
 
     def proposals(self, feats: List[torch.Tensor], image_shape: torch.Tensor) -> torch.Tensor:
         """``RPNHead.predict`` for one image: top ``nms_pre`` per level, decode, small boxes out, per-level NMS,
@@ -220,10 +192,7 @@ class DeployableDetector(nn.Module):
             levels.append(torch.full_like(level_scores, level, dtype=torch.int64))
         scores, levels = torch.cat(scores), torch.cat(levels)
         boxes = _decode(self.rpn_head.bbox_coder, torch.cat(anchors), torch.cat(deltas), image_shape)
-        if self.min_bbox_size >= 0:
-            wh = boxes[:, 2:] - boxes[:, :2]
-            valid = ((wh[:, 0] > self.min_bbox_size) & (wh[:, 1] > self.min_bbox_size)).nonzero()[:, 0]
-            boxes, scores, levels = boxes[valid], scores[valid], levels[valid]
+        boxes, scores, levels = _drop_small(self.min_bbox_size, boxes, scores, levels)
         keep = _batched_nms(boxes, scores, levels, self.rpn_iou)[:self.rpn_max]
         return boxes[keep]
 
@@ -269,6 +238,142 @@ class DeployableDetector(nn.Module):
             logits = logits.gather(1, index)
         return logits[:, 0].sigmoid()
 
+
+class DenseHeads(nn.Module):
+    """What a single-stage anchor detector (RetinaNet: mmdet's ``RetinaHead``) does after the neck, as
+    ``BaseDenseHead.predict_by_feat`` does it for one image: per level the sigmoid score of every anchor and
+    class, the ``nms_pre`` best of them above ``score_thr``, decoded; small boxes out, class-wise NMS over all
+    levels, the first ``max_per_img``. The head, its anchor generator and box coder are the model's own."""
+
+    with_mask = False
+
+    @staticmethod
+    def applies(model: nn.Module) -> bool:
+        return hasattr(model, 'bbox_head') and not hasattr(model, 'roi_head')
+
+    @staticmethod
+    def check(model: nn.Module) -> None:
+        head = model.bbox_head
+        if type(head).__name__ != 'RetinaHead':
+            raise _unsupported(f'the dense head is {type(head).__name__}, not RetinaHead')
+        if not head.use_sigmoid_cls or getattr(head.loss_cls, 'custom_cls_channels', False):
+            raise _unsupported('the dense head scores with a softmax / custom classifier, not a sigmoid')
+        _check_coder(head.bbox_coder, 'bbox_head.bbox_coder')
+        _nms_iou(head.test_cfg, 'test_cfg')
+        if int(head.test_cfg.get('nms_pre', -1)) <= 0:
+            # mmdet's filter_scores_and_topk then keeps all but the last candidate (scores[:-1])
+            raise _unsupported(f'test_cfg.nms_pre={head.test_cfg.get("nms_pre", -1)} (a positive top-k expected)')
+
+    def __init__(self, model: nn.Module, featmap_sizes: Sequence[Tuple[int, int]]) -> None:
+        super().__init__()
+        self.head = model.bbox_head
+        cfg = self.head.test_cfg
+        self.nms_pre = int(cfg['nms_pre'])
+        self.score_thr, self.max_per_img = float(cfg.get('score_thr', 0)), int(cfg['max_per_img'])
+        self.min_bbox_size = float(cfg.get('min_bbox_size', -1))
+        self.iou = _nms_iou(cfg, 'test_cfg')
+        self.num_levels = _level_anchors(self, self.head.prior_generator, featmap_sizes)
+
+    def forward(self, feats: List[torch.Tensor], image_shape: torch.Tensor):
+        cls_scores, bbox_preds = self.head(feats)
+        num_classes = self.head.cls_out_channels
+        scores, labels, deltas, anchors = [], [], [], []
+        for level, (cls_score, bbox_pred) in enumerate(zip(cls_scores, bbox_preds)):
+            level_scores = cls_score[0].permute(1, 2, 0).reshape(-1).sigmoid()  # anchor-major, then class
+            candidates = torch.arange(level_scores.shape[0])
+            # mmdet keeps the nms_pre best scores above the threshold: the same as the nms_pre best overall, then
+            # those above it, with a fixed top-k (shapes are fixed: a Python decision at export)
+            if self.nms_pre < level_scores.shape[0]:
+                level_scores, candidates = level_scores.topk(self.nms_pre)
+            above = (level_scores > self.score_thr).nonzero()[:, 0]
+            level_scores, candidates = level_scores[above], candidates[above]
+            anchor_index = torch.div(candidates, num_classes, rounding_mode='floor')
+            scores.append(level_scores)
+            labels.append(candidates % num_classes)
+            deltas.append(bbox_pred[0].permute(1, 2, 0).reshape(-1, 4)[anchor_index])
+            anchors.append(getattr(self, f'anchors_{level}')[anchor_index])
+        scores, labels = torch.cat(scores), torch.cat(labels)
+        boxes = _decode(self.head.bbox_coder, torch.cat(anchors), torch.cat(deltas), image_shape)
+        boxes, scores, labels = _drop_small(self.min_bbox_size, boxes, scores, labels)
+        keep = _batched_nms(boxes, scores, labels, self.iou)[:self.max_per_img]
+        return boxes[keep], scores[keep], labels[keep]
+
+
+# what follows the neck, by detector structure: the first whose ``applies`` holds is checked and used
+DETECTOR_HEADS = (TwoStageHeads, DenseHeads)
+
+
+class DeployableDetector(nn.Module):
+    """An mmdet detector at its active depth as a traceable module: ``forward(image, image_shape)``
+    with ``image`` a ``(1, 3, H, W)`` float tensor of the exported size, in the channel order and 0-255 range the
+    config's pipeline loads (BGR for mmdet's ``LoadImageFromFile``), and ``image_shape`` the ``(h, w)`` of the
+    image inside it (see ``forward``), returns ``boxes (1, D, 4)``, ``scores (1, D)``, ``labels (1, D)``
+    (int64), ``num_detections (1,)`` (int64) and for Mask R-CNN ``masks (1, D, M, M)``, D = ``max_per_img``.
+
+    The preprocessing and the backbone + neck are common to all detectors; what follows the neck is one of
+    ``DETECTOR_HEADS`` (``self.heads``): Faster / Mask R-CNN's RPN + RoI heads, or RetinaNet's dense head.
+    The detector's modules are used as they are (a copy of its backbone made static, its neck and heads shared),
+    so build it after the weights are loaded and the depth is chosen: ``model.backbone.skip = 'TTTT'``.
+
+    With ``all_depths=True`` it holds every depth instead (``all_depths.AllDepthsFeatures``: norms unfolded, each
+    weight once) and ``forward`` takes a third input, ``skip``: a bool tensor with one flag per stage, True = skip.
+    """
+
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], fuse: bool = True,
+                 all_depths: bool = False) -> None:
+        super().__init__()
+        heads_type = self._check(model)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        if len(self.input_shape) != 2 or min(self.input_shape) < 1:
+            raise ValueError(f'input_shape must be (H, W), got {input_shape}')
+        pre = model.data_preprocessor
+        self.register_buffer('mean', pre.mean.detach().clone().view(1, 3, 1, 1) if pre._enable_normalize
+                             else torch.zeros(1, 3, 1, 1))
+        self.register_buffer('std', pre.std.detach().clone().view(1, 3, 1, 1) if pre._enable_normalize
+                             else torch.ones(1, 3, 1, 1))
+        self.flip_channels = bool(getattr(pre, '_channel_conversion', False))
+        divisor = int(getattr(pre, 'pad_size_divisor', 1))
+        height, width = self.input_shape
+        self.padding = (0, -width % divisor, 0, -height % divisor)
+        self.pad_value = float(getattr(pre, 'pad_value', 0))
+
+        self.all_depths = all_depths
+        if all_depths:
+            from .all_depths import AllDepthsFeatures
+            self.features = AllDepthsFeatures(model)
+            self.num_flags = self.features.num_flags
+        else:
+            self.features = deployable_part(model, fuse=fuse, with_head=False)
+        # the heads' anchors are constants at a fixed input size: computed from the feature sizes of one pass
+        with torch.no_grad():
+            feats = self.extract_feat(torch.zeros(1, 3, *self.input_shape))
+        self.heads = heads_type(model, [tuple(f.shape[-2:]) for f in feats])
+        self.score_thr, self.max_per_img = self.heads.score_thr, self.heads.max_per_img
+        self.with_mask = self.heads.with_mask
+        self.eval()
+
+    @staticmethod
+    def _check(model: nn.Module) -> type:
+        """Refuse, with the reason, what this exporter does not reproduce exactly; else the heads' class."""
+        heads_type = next((heads for heads in DETECTOR_HEADS if heads.applies(model)), None)
+        if heads_type is None:
+            raise _unsupported(f'{type(model).__name__} has neither an RPN + RoI head nor a dense bbox head')
+        heads_type.check(model)
+        if model.data_preprocessor.mean is not None and model.data_preprocessor.mean.numel() != 3:
+            raise _unsupported('the data preprocessor does not normalise 3-channel images')
+        return heads_type
+
+    # ---- the test path -------------------------------------------------------------------------------------
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """mmdet's ``DetDataPreprocessor``: channel flip, normalisation, padding to the size divisor."""
+        x = image.float()
+        if self.flip_channels:
+            x = x.flip(1)
+        x = (x - self.mean) / self.std
+        if any(self.padding):
+            x = F.pad(x, self.padding, value=self.pad_value)
+        return x
+
     def extract_feat(self, image: torch.Tensor, skip: torch.Tensor = None) -> List[torch.Tensor]:
         if not self.all_depths:
             return list(self.features(self.preprocess(image)))
@@ -283,12 +388,12 @@ class DeployableDetector(nn.Module):
         if image_shape is None:
             image_shape = image.new_tensor(self.input_shape)
         feats = self.extract_feat(image, skip)
-        boxes, scores, labels = self.detect(feats, self.proposals(feats, image_shape), image_shape)
+        boxes, scores, labels = self.heads(feats, image_shape)
         num = torch.ones_like(labels).sum().view(1)
         outputs = [_pad_rows(boxes, self.max_per_img)[None], _pad_rows(scores, self.max_per_img)[None],
                    _pad_rows(labels, self.max_per_img)[None], num]
         if self.with_mask:
-            outputs.append(_pad_rows(self.mask_probs(feats, boxes, labels), self.max_per_img)[None])
+            outputs.append(_pad_rows(self.heads.mask_probs(feats, boxes, labels), self.max_per_img)[None])
         return tuple(outputs)
 
     @property
@@ -310,7 +415,7 @@ class DeployableDetector(nn.Module):
                     outputs=','.join(self.output_names), max_per_img=str(self.max_per_img),
                     score_thr=f'{self.score_thr:g}')
         if self.with_mask:  # the threshold mmdet applies to the pasted probabilities
-            meta['mask_thr_binary'] = f'{self.mask_thr:g}'
+            meta['mask_thr_binary'] = f'{self.heads.mask_thr:g}'
         if self.all_depths:  # the skip input: one bool per stage, True = skip the stage's skippable blocks
             meta.update(skip='all', num_skip_flags=str(self.num_flags))
         return meta
