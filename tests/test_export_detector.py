@@ -394,3 +394,152 @@ def test_benchmark_tool_scores_the_whole_detector_in_the_runtime(tmp_path, score
     assert base['runtime_detections'] == 1 < base['detections']
     assert base['bbox_mAP'] < base['pytorch_bbox_mAP'] - 0.05 and base['quality_gap'] > 0.05
     assert '| pytorch_bbox_mAP |' in open(tmp_path / 'subnets.md').read()
+
+
+# ---- RetinaNet: the dense head exported whole (issue 32) ------------------------------------------------------------
+# The COCO config with a ResNet-18-ADN, a 32-channel FPN and head, the demo's five classes and its 160 x 160 test
+# Resize; nms_pre 300: P3 and P4 of a 120 x 160 input hold more candidates above the threshold (the top-k decides), P6
+# and P7 fewer anchor-class pairs (no top-k); max_per_img 300 leaves padding rows
+TINY_RETINANET = f'''
+_base_ = {osp.join(ROOT, 'configs/retinanet_r50_adn_fpn_1x_coco.py')!r}
+model = dict(
+    backbone=dict(depth=18, frozen_stages=-1, norm_eval=False, zero_init_residual=False, init_cfg=None),
+    neck=dict(in_channels=[64, 128, 256, 512], out_channels=32),
+    bbox_head=dict(num_classes=5, in_channels=32, feat_channels=32, stacked_convs=2),
+    test_cfg=dict(nms_pre=300, max_per_img=300))
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(160, 160), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+test_dataloader = dict(dataset=dict(
+    pipeline=test_pipeline, metainfo=dict(classes=('circle', 'square', 'triangle', 'cross', 'diamond'))))
+'''
+
+
+@pytest.fixture(scope='module')
+def retinanet_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp('retinanet') / 'tiny_retinanet.py'
+    path.write_text(TINY_RETINANET)
+    return str(path)
+
+
+def _tiny_retinanet(config, **test_cfg):
+    """The tiny RetinaNet-ADN, randomly initialised, norm statistics moved and its classifier spread (about 1 in 3
+    anchor-class scores above 0.05 at FFFF, not all near 0.01 as the focal-loss prior makes them)."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    from mmengine.registry import DefaultScope
+    cfg = Config.fromfile(config)
+    cfg.model.test_cfg.update(test_cfg)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    level = MMLogger.get_current_instance().level
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
+    model.init_weights()
+    MMLogger.get_current_instance().setLevel(level)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 1.5)
+        model.bbox_head.retina_cls.weight.normal_(0, 0.3)
+        model.bbox_head.retina_cls.bias.fill_(-3.0)
+        model.bbox_head.retina_reg.weight.normal_(0, 0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize('skip', ['FFFF', 'TTTT'])
+def test_onnx_retinanet_predicts_what_mmdet_predicts(tmp_path, retinanet_config, skip):
+    model = _tiny_retinanet(retinanet_config)
+    model.backbone.skip = skip
+    image = torch.rand(1, 3, *SHAPE) * 255
+    with torch.no_grad():
+        cls_scores, _ = model.bbox_head(model.extract_feat(model.data_preprocessor(
+            dict(inputs=[image[0]]), False)['inputs']))
+    above = [int((s.sigmoid() > 0.05).sum()) for s in cls_scores]
+    assert above[0] > 300 and above[1] > 300 and cls_scores[-1].numel() < 300, 'the check needs the top-k and not'
+    expected = _mmdet_predict(model, image)
+    assert 30 <= len(expected) < 300, 'the check needs detections, and padding rows'
+    assert len(set(expected.labels.tolist())) == 5
+    detector = DeployableDetector(model, SHAPE)
+    assert type(detector.heads).__name__ == 'DenseHeads' and detector.output_names[-1] == 'num_detections'
+    got = _onnxruntime(export_detector(detector, str(tmp_path / f'{skip}.onnx'), dynamo=False), image)
+    assert [o.shape for o in got] == [(1, 300, 4), (1, 300), (1, 300), (1, )]
+    n = int(got[3][0])
+    assert n == len(expected)
+    assert not any(o[0, n:].any() for o in got[:3])
+    np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3)
+    np.testing.assert_allclose(got[1][0, :n], expected.scores.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy())
+
+
+def test_a_retinanet_without_detections_gives_zero_rows(tmp_path, retinanet_config):
+    model = _tiny_retinanet(retinanet_config, score_thr=1.0)  # no sigmoid score is above 1
+    image = torch.rand(1, 3, *SHAPE) * 255
+    assert len(_mmdet_predict(model, image)) == 0
+    got = _onnxruntime(export_detector(DeployableDetector(model, SHAPE), str(tmp_path / 'r.onnx'), dynamo=False),
+                       image)
+    assert int(got[3][0]) == 0 and got[0].shape == (1, 300, 4) and not any(o.any() for o in got[:3])
+
+
+def test_unsupported_dense_heads_are_refused_with_the_reason(retinanet_config):
+    from mmadn.deploy.runtime_detector import whole_detector_refusal
+    model = _tiny_retinanet(retinanet_config)
+    assert whole_detector_refusal(model) is None
+    model.bbox_head.test_cfg.nms_pre = -1
+    assert 'nms_pre=-1' in whole_detector_refusal(model)
+    model = _tiny_retinanet(retinanet_config, nms=dict(type='soft_nms', iou_threshold=0.5))
+    with pytest.raises(TypeError, match='soft_nms'):
+        DeployableDetector(model, SHAPE)
+    model = _tiny_retinanet(retinanet_config)
+    model.bbox_head.use_sigmoid_cls = False
+    with pytest.raises(TypeError, match='not a sigmoid'):
+        DeployableDetector(model, SHAPE)
+    # an anchor head with another prediction path (ATSS multiplies by its centerness): refused by its type
+    model.bbox_head.__class__ = type('ATSSHead', (type(model.bbox_head), ), {})
+    with pytest.raises(TypeError, match='ATSSHead, not RetinaHead'):
+        DeployableDetector(model, SHAPE)
+
+
+def test_one_retinanet_model_holds_every_depth(tmp_path, retinanet_config):
+    """The user's path for RetinaNet: export_detector.py --all-depths (the default exporter), the depth switched per
+    call in one session, each depth what mmdet predicts at it, and the example script without PyTorch."""
+    import cv2
+    import onnx
+
+    from mmadn.deploy.all_depths import skip_tensor
+    from mmadn.deploy.runtime import make_session
+    model = _tiny_retinanet(retinanet_config)
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    path = tmp_path / 'all.onnx'
+    _, log = run_tool('tools/deployment/export_detector.py', retinanet_config, ckpt, '--all-depths', '--out', path,
+                      '--shape', *SHAPE)
+    assert 'at FFFF: {' in log and 'at TTTT: {' in log and 'outputs boxes, scores, labels, num_detections)' in log
+    proto = onnx.load(path)
+    assert sum(n.op_type == 'If' for n in proto.graph.node) == 4
+    assert [i.name for i in proto.graph.input] == ['image', 'image_shape', 'skip']
+
+    image = torch.rand(1, 3, *SHAPE) * 255
+    run = make_session(str(path), 'onnxruntime')
+    boxes = {}
+    for skip in ('FFFF', 'TFFT', 'TTTT'):  # switched call by call in one session
+        model.backbone.skip = skip
+        expected = _mmdet_predict(model, image)
+        got = run(image.numpy(), np.array(SHAPE, np.float32), skip_tensor(skip).numpy())
+        n = int(got[3][0])
+        assert n == len(expected) >= 30, skip
+        np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3, err_msg=skip)
+        np.testing.assert_allclose(got[1][0, :n], expected.scores.numpy(), rtol=0, atol=1e-5, err_msg=skip)
+        np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy(), err_msg=skip)
+        boxes[skip] = got[0][0, :n]
+    assert not np.array_equal(boxes['FFFF'][:10], boxes['TTTT'][:10]), 'the skip input must change the depth'
+
+    cv2.imwrite(str(tmp_path / 'image.png'), image[0].permute(1, 2, 0).round().byte().numpy())
+    lines = _run_example_without_torch(path, tmp_path / 'image.png', '--skip', 'TTTT', '--score-thr', '0.06')
+    assert lines[0].endswith('(depth TTTT):') and len(lines) > 5, lines
+    assert {line.split()[0] for line in lines[1:]} <= {'circle', 'square', 'triangle', 'cross', 'diamond'}
+    assert all('mask_area' not in line for line in lines)
