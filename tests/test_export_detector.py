@@ -250,12 +250,13 @@ def test_one_model_holds_every_depth_with_its_weights_once(tmp_path):
 SCORED_SHAPE = (160, 160)  # the demo config's test Resize scale: a 240 x 200 image becomes 160 x 133, padded to 160
 
 
-def _test_loader(root):
-    """The Mask R-CNN demo config's test dataloader on ``root`` (its own test pipeline: LoadImageFromFile, Resize)."""
+def _test_loader(root, config=CONFIGS['mask']):
+    """The config's test dataloader on ``root`` (its own test pipeline: LoadImageFromFile, Resize); by default the
+    Mask R-CNN demo config's."""
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
-    loader = Config.fromfile(osp.join(ROOT, CONFIGS['mask'])).test_dataloader
+    loader = Config.fromfile(osp.join(ROOT, config)).test_dataloader
     loader.dataset.data_root = f'{root}/'
     loader.update(num_workers=0, persistent_workers=False, batch_size=2)
     with DefaultScope.overwrite_default_scope('mmdet'):
@@ -543,3 +544,46 @@ def test_one_retinanet_model_holds_every_depth(tmp_path, retinanet_config):
     assert lines[0].endswith('(depth TTTT):') and len(lines) > 5, lines
     assert {line.split()[0] for line in lines[1:]} <= {'circle', 'square', 'triangle', 'cross', 'diamond'}
     assert all('mask_area' not in line for line in lines)
+
+
+def test_benchmark_tool_scores_retinanet_in_the_runtime_as_in_pytorch(tmp_path, retinanet_config):
+    """benchmark_subnets.py --backend onnxruntime on the tiny RetinaNet (its all-depths model): the COCO bbox AP of
+    the runtime's own detections, mapped back to three generated 240 x 200 images, equals mmdet's at FFFF and TTTT.
+    The ground truth is every other one of mmdet's 10 best detections per image at both depths, so that the AP is
+    neither 0 nor 1."""
+    import json
+
+    from mmadn.datasets import make_coco_instances
+    paths = make_coco_instances(str(tmp_path), num_train=1, num_val=3, size=(240, 200), max_objects=3, seed=3)
+    model = _tiny_retinanet(retinanet_config)
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    coco, annotations = json.load(open(paths['val2017'])), []
+    for skip in ('FFFF', 'TTTT'):
+        model.backbone.skip = skip
+        for batch in _test_loader(tmp_path, retinanet_config):
+            with torch.no_grad():
+                samples = model.test_step(batch)
+            for sample in samples:
+                pred = sample.pred_instances
+                for i in range(0, min(10, len(pred)), 2):
+                    x1, y1, x2, y2 = pred.bboxes[i].tolist()
+                    annotations.append(dict(id=len(annotations) + 1, image_id=sample.img_id, iscrowd=0,
+                                            category_id=int(pred.labels[i]) + 1, bbox=[x1, y1, x2 - x1, y2 - y1],
+                                            area=(x2 - x1) * (y2 - y1)))
+    ann_file = tmp_path / 'annotations' / 'scored_val.json'
+    with open(ann_file, 'w') as f:
+        json.dump(dict(coco, annotations=annotations), f)
+    opts = [f'test_dataloader.dataset.data_root={tmp_path}/', 'test_dataloader.num_workers=0',
+            'test_dataloader.persistent_workers=False', 'test_dataloader.batch_size=2',
+            f'test_evaluator.ann_file={ann_file}']
+    _, log = run_tool('tools/analysis_tools/benchmark_subnets.py', retinanet_config, ckpt, '--skips', 'FFFF', 'TTTT',
+                      '--backend', 'onnxruntime', '--device', 'cpu', '--runs', '1', '--warmup', '0',
+                      '--memory-format', 'contiguous', '--out-dir', tmp_path / 'bench', '--cfg-options', *opts)
+    table = json.load(open(tmp_path / 'bench' / 'subnets.json'))
+    assert 'whole detector in onnxruntime' in table['title'], log[-3000:]
+    for row in table['subnets']:
+        assert row['quality_source'] == 'onnxruntime' and row['runtime_model'] == 'all-depths'
+        assert 0.1 < row['pytorch_bbox_mAP'] < 0.95, row
+        assert row['bbox_mAP'] == pytest.approx(row['pytorch_bbox_mAP'], abs=1e-3), row
+        assert row['runtime_detections'] == row['detections'] > 30, row
