@@ -102,7 +102,7 @@ class RuntimeDetector:
             results.masks = paste_masks(torch.from_numpy(outputs['masks'][0, :n].copy()), bboxes,
                                         meta['ori_shape'], self.mask_thr)
         else:
-            bboxes = bboxes * (1 / scale)  # the bbox head's scale_boxes with the inverse factors
+            bboxes = bboxes * (1 / scale)  # the bbox / dense head's scale_boxes with the inverse factors
         results.bboxes = bboxes
         return results
 

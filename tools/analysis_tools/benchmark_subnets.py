@@ -17,7 +17,7 @@ that takes a budget. Skips are written in their T/F form ('ttff', 'super', 'base
 
 --memory-format (default auto): the backbone + neck run channels-last or contiguous in PyTorch; auto times both
 at the first sub-network and keeps the faster (recorded per row, the timings in the JSON). --backend: a detector
-that exports whole (Faster / Mask R-CNN, docs/deployment.md section 5) runs whole in that runtime (CPU, as many
+that exports whole (Faster / Mask R-CNN, RetinaNet: docs/deployment.md section 5) runs whole in that runtime (CPU, as many
 threads as PyTorch) and is scored from the runtime's own detections, mapped back to the original images: the
 quality columns (bbox_mAP, segm_mAP), latency_ms and the plot are then the runtime's, with PyTorch's beside them
 (pytorch_bbox_mAP, ..., pytorch_latency_ms), quality_gap (the largest difference), session_latency_ms (the model
@@ -75,7 +75,7 @@ def build_parser():
     parser.add_argument('--batch-size', type=at_least(1), default=1, help='images per latency / memory measurement')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--backend', choices=BACKENDS, default='pytorch',
-                        help='where the model runs (ONNX Runtime / OpenVINO: CPU only): a Faster / Mask R-CNN whole, '
+                        help='where the model runs (ONNX Runtime / OpenVINO: CPU only): a Faster / Mask R-CNN or RetinaNet whole, '
                         'timed and scored there; any other model\'s backbone + neck')
     parser.add_argument('--runtime-model', choices=RUNTIME_MODELS, default='auto',
                         help='with --backend, the whole detector\'s ONNX model: all depths in one, one per depth, or '

@@ -16,7 +16,7 @@ measured in (its ``memory_format`` column). A deadline below every sub-network's
 fits, as select_subnet.py --budget latency=... would say) is still run, the controller at its cheapest depth, and
 the tool then exits with mmadn.deploy.selection.NO_SUBNET_FITS (3), as every tool that takes a budget does.
 
---backend onnxruntime|openvino runs a Faster / Mask R-CNN whole in the runtime, all three policies in one all-depths
+--backend onnxruntime|openvino runs a Faster / Mask R-CNN or RetinaNet whole in the runtime, all three policies in one all-depths
 ONNX model (``--onnx``, else exported from the checkpoint into OUT_DIR/onnx before the stream): each call feeds its
 depth as the model's ``skip`` input (``mmadn.deploy.depth_runners.RuntimeDepths``), so no PyTorch model runs in the
 loop. The table must then be the runtime's (benchmark_subnets.py --backend onnxruntime), as its times are.

@@ -7,10 +7,11 @@
 With --all-depths, one model holds every depth (weights stored once, norms unfolded) and takes a third input,
 skip: one bool per stage, True = skip the stage's skippable blocks, chosen per call inside the runtime.
 
-Two-stage detectors with an RPN and a StandardRoIHead (Faster / Mask R-CNN). The input is one image of the
-exported size (default: the config's test Resize scale), the channel order and 0-255 range the config loads;
-with its (h, w) inside the padding; the outputs are boxes / scores / labels / num_detections (+ masks: per-detection probabilities at the mask head's
-resolution), max_per_img rows each (docs/deployment.md, section 5). The model is checked against PyTorch on a
+Two-stage detectors with an RPN and a StandardRoIHead (Faster / Mask R-CNN) and RetinaNet (RetinaHead). The input
+is one image of the exported size (default: the config's test Resize scale), the channel order and 0-255 range the
+config loads, with its (h, w) inside the padding; the outputs are boxes / scores / labels / num_detections (+ masks
+for Mask R-CNN: per-detection probabilities at the mask head's resolution), max_per_img rows each
+(docs/deployment.md, section 5). The model is checked against PyTorch on a
 random image before the tool exits (exit 1 if they disagree). Run it with
 tools/deployment/onnx_detect_example.py model.onnx image.jpg, which needs only onnxruntime, numpy and OpenCV or
 Pillow.
