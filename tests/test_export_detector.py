@@ -20,18 +20,12 @@ EXAMPLE = 'tools/deployment/onnx_detect_example.py'
 SHAPE = (120, 160)  # 120 is not a multiple of 32: the model pads as mmdet's data preprocessor does
 
 
-def _tiny_detector(name, score_thr=0.05, max_per_img=20):
-    """A demo detector, randomly initialised, with norm statistics away from their initial values and a classifier
-    whose scores spread out (an untrained one scores every class about 1 / 6: near-ties that would make NMS, not the
-    export, decide which boxes survive)."""
+def _random_detector(cfg):
+    """``cfg.model`` built (seed 0) and initialised, its norm statistics moved off 0 / 1 so that a norm set used in
+    the wrong place shows in the outputs."""
     from mmdet.registry import MODELS
-    from mmengine.config import Config
     from mmengine.logging import MMLogger
     from mmengine.registry import DefaultScope
-    cfg = Config.fromfile(osp.join(ROOT, CONFIGS[name]))
-    cfg.model.backbone.zero_init_residual = False
-    cfg.model.backbone.init_cfg = None
-    cfg.model.test_cfg.rcnn.update(score_thr=score_thr, max_per_img=max_per_img)
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmdet'):
         model = MODELS.build(cfg.model)
@@ -43,6 +37,20 @@ def _tiny_detector(name, score_thr=0.05, max_per_img=20):
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def _tiny_detector(name, score_thr=0.05, max_per_img=20):
+    """A demo detector, randomly initialised, with norm statistics away from their initial values and a classifier
+    whose scores spread out (an untrained one scores every class about 1 / 6: near-ties that would make NMS, not the
+    export, decide which boxes survive)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, CONFIGS[name]))
+    cfg.model.backbone.zero_init_residual = False
+    cfg.model.backbone.init_cfg = None
+    cfg.model.test_cfg.rcnn.update(score_thr=score_thr, max_per_img=max_per_img)
+    model = _random_detector(cfg)
+    with torch.no_grad():
         model.roi_head.bbox_head.fc_cls.weight.normal_(0, 0.03)
         model.rpn_head.rpn_cls.weight.normal_(0, 0.3)
     return model.eval()
@@ -429,23 +437,11 @@ def retinanet_config(tmp_path_factory):
 def _tiny_retinanet(config, **test_cfg):
     """The tiny RetinaNet-ADN, randomly initialised, norm statistics moved and its classifier spread (about 1 in 3
     anchor-class scores above 0.05 at FFFF, not all near 0.01 as the focal-loss prior makes them)."""
-    from mmdet.registry import MODELS
     from mmengine.config import Config
-    from mmengine.logging import MMLogger
-    from mmengine.registry import DefaultScope
     cfg = Config.fromfile(config)
     cfg.model.test_cfg.update(test_cfg)
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(cfg.model)
-    level = MMLogger.get_current_instance().level
-    MMLogger.get_current_instance().setLevel(logging.WARNING)
-    model.init_weights()
-    MMLogger.get_current_instance().setLevel(level)
+    model = _random_detector(cfg)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 1.5)
         model.bbox_head.retina_cls.weight.normal_(0, 0.3)
         model.bbox_head.retina_cls.bias.fill_(-3.0)
         model.bbox_head.retina_reg.weight.normal_(0, 0.05)
