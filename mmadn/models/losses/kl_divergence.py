@@ -23,13 +23,17 @@ def _kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, dim: int) ->
 
 
 def _in_float32(kl_fn):
-    """Run ``kl_fn(teacher, student, ...)`` on float32 copies with autocast off (a no-op for float32 inputs, so the
-    released recipe stays bit-for-bit); the gradient flows back to the student in its own dtype."""
+    """Run ``kl_fn(teacher, student, ...)`` with autocast off, half-precision inputs raised to float32 (float32 and
+    float64 ones untouched, so the released recipe stays bit-for-bit); the gradient flows back to the student in its
+    own dtype."""
+
+    def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+        return x.to(torch.promote_types(x.dtype, torch.float32))
 
     @functools.wraps(kl_fn)
     def wrapper(teacher: torch.Tensor, student: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         with torch.autocast(student.device.type, enabled=False):
-            return kl_fn(teacher.float(), student.float(), *args, **kwargs)
+            return kl_fn(at_least_float32(teacher), at_least_float32(student), *args, **kwargs)
 
     return wrapper
 
