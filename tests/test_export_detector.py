@@ -40,6 +40,27 @@ def _random_detector(cfg):
     return model
 
 
+def _switched_calls_predict_as_mmdet(model, path, image, skips, min_detections, score_atol=None):
+    """Runs the all-depths model at ``path`` once per skip, switched call by call in one ONNX Runtime session, and
+    checks each call against mmdet's ``predict`` at that depth; returns each call's boxes."""
+    from mmadn.deploy.all_depths import skip_tensor
+    from mmadn.deploy.runtime import make_session
+    run = make_session(str(path), 'onnxruntime')
+    boxes = {}
+    for skip in skips:
+        model.backbone.skip = skip
+        expected = _mmdet_predict(model, image)
+        got = run(image.numpy(), np.array(SHAPE, np.float32), skip_tensor(skip).numpy())
+        n = int(got[3][0])
+        assert n == len(expected) >= min_detections, skip
+        np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3, err_msg=skip)
+        if score_atol is not None:
+            np.testing.assert_allclose(got[1][0, :n], expected.scores.numpy(), rtol=0, atol=score_atol, err_msg=skip)
+        np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy(), err_msg=skip)
+        boxes[skip] = got[0][0, :n]
+    return boxes
+
+
 def _tiny_detector(name, score_thr=0.05, max_per_img=20):
     """A demo detector, randomly initialised, with norm statistics away from their initial values and a classifier
     whose scores spread out (an untrained one scores every class about 1 / 6: near-ties that would make NMS, not the
@@ -231,21 +252,15 @@ def test_one_model_holds_every_depth_with_its_weights_once(tmp_path):
     assert osp.getsize(path) < 1.05 * osp.getsize(super_net)  # not 2x: both branches read the same weights
 
     image = torch.rand(1, 3, *SHAPE) * 255
-    run = make_session(str(path), 'onnxruntime')
-    for skip in ('FFFF', 'TFFT', 'FTTF', 'TTTT'):  # switched call by call in one session
-        model.backbone.skip = skip
-        expected = _mmdet_predict(model, image)
-        got = run(image.numpy(), np.array(SHAPE, np.float32), skip_tensor(skip).numpy())
-        n = int(got[3][0])
-        assert n == len(expected) >= 10, skip
-        np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3, err_msg=skip)
-        np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy(), err_msg=skip)
+    _switched_calls_predict_as_mmdet(model, path, image, ('FFFF', 'TFFT', 'FTTF', 'TTTT'), min_detections=10)
 
     if importlib.util.find_spec('openvino'):  # OpenVINO runs the same file (NonMaxSuppression, RoiAlign, If)
         got = make_session(str(path), 'openvino')(image.numpy(), np.array(SHAPE, np.float32),
                                                   skip_tensor('TTTT').numpy())
+        model.backbone.skip = 'TTTT'
+        expected = _mmdet_predict(model, image)
         n = int(got[3][0])
-        assert n == len(expected)  # expected: mmdet's at the last depth of the loop above
+        assert n == len(expected)
         np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3)
         np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy())
 
@@ -507,8 +522,6 @@ def test_one_retinanet_model_holds_every_depth(tmp_path, retinanet_config):
     import cv2
     import onnx
 
-    from mmadn.deploy.all_depths import skip_tensor
-    from mmadn.deploy.runtime import make_session
     model = _tiny_retinanet(retinanet_config)
     ckpt = tmp_path / 'tiny.pth'
     torch.save(dict(state_dict=model.state_dict()), ckpt)
@@ -521,18 +534,8 @@ def test_one_retinanet_model_holds_every_depth(tmp_path, retinanet_config):
     assert [i.name for i in proto.graph.input] == ['image', 'image_shape', 'skip']
 
     image = torch.rand(1, 3, *SHAPE) * 255
-    run = make_session(str(path), 'onnxruntime')
-    boxes = {}
-    for skip in ('FFFF', 'TFFT', 'TTTT'):  # switched call by call in one session
-        model.backbone.skip = skip
-        expected = _mmdet_predict(model, image)
-        got = run(image.numpy(), np.array(SHAPE, np.float32), skip_tensor(skip).numpy())
-        n = int(got[3][0])
-        assert n == len(expected) >= 30, skip
-        np.testing.assert_allclose(got[0][0, :n], expected.bboxes.numpy(), rtol=0, atol=1e-3, err_msg=skip)
-        np.testing.assert_allclose(got[1][0, :n], expected.scores.numpy(), rtol=0, atol=1e-5, err_msg=skip)
-        np.testing.assert_array_equal(got[2][0, :n], expected.labels.numpy(), err_msg=skip)
-        boxes[skip] = got[0][0, :n]
+    boxes = _switched_calls_predict_as_mmdet(model, path, image, ('FFFF', 'TFFT', 'TTTT'), min_detections=30,
+                                             score_atol=1e-5)
     assert not np.array_equal(boxes['FFFF'][:10], boxes['TTTT'][:10]), 'the skip input must change the depth'
 
     cv2.imwrite(str(tmp_path / 'image.png'), image[0].permute(1, 2, 0).round().byte().numpy())
