@@ -1,8 +1,8 @@
 """Algorithm 1 of ADN as a model's loss function (spec section 5; section 6 for detection).
 
 Per call, on the same batch: the teacher sub-network (default: super-net) computes the model's own task loss
-while its features are recorded; the student sub-network (default: base-net) runs the feature path only; the
-returned losses are ``alpha`` x every task loss plus ``(1 - alpha)`` x KL(teacher || student) per feature,
+while its features are recorded; the student sub-network (default: base-net) runs the feature path (and, for a
+detector by default, its own task losses: ``student_task_loss_weight``); the returned losses are ``alpha`` x every task loss plus ``(1 - alpha)`` x KL(teacher || student) per feature,
 each under its own ``loss_...`` key. One backward of their sum trains both sub-networks. With ``sampled_subnets``
 each call also trains that many sub-networks drawn between the two, as the student is trained (the sandwich rule
 of slimmable networks, this project's option; docs/adn.md, "Sub-networks between the base-net and the super-net").
