@@ -4,8 +4,8 @@ from .checkpoint import (SAFE_CHECKPOINT_GLOBALS, CheckpointMismatchError, Corru
 from . import config_scope  # noqa: F401  (import mmadn makes mmengine resolve mmadn:: base configs)
 from .dataset_preflight import (DatasetCheckError, check_dataset_paths, hand_over_datasets, missing_images,
                                 preflight_datasets)
-from .runner_setup import (at_least, check_pretrained_checkpoints, load_config, set_launcher, set_work_dir, task_of,
-                           use_atomic_checkpoints)
+from .config_loading import check_pretrained_checkpoints, load_config, task_of
+from .runner_setup import at_least, set_launcher, set_work_dir, use_atomic_checkpoints
 
 __all__ = [
     'SAFE_CHECKPOINT_GLOBALS', 'CheckpointMismatchError', 'CorruptCheckpointError', 'UnsafeCheckpointError',
