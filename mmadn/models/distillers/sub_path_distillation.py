@@ -2,28 +2,29 @@
 
 Per call, on the same batch: the teacher sub-network (default: super-net) computes the model's own task loss
 while its features are recorded; the student sub-network (default: base-net) runs the feature path (and, for a
-detector by default, its own task losses: ``student_task_loss_weight``); the returned losses are ``alpha`` x every task loss plus ``(1 - alpha)`` x KL(teacher || student) per feature,
-each under its own ``loss_...`` key. One backward of their sum trains both sub-networks. With ``sampled_subnets``
-each call also trains that many sub-networks drawn between the two, as the student is trained (the sandwich rule
-of slimmable networks, this project's option; docs/adn.md, "Sub-networks between the base-net and the super-net").
+detector by default, its own task losses: ``student_task_loss_weight``); the returned losses are ``alpha`` x every
+task loss plus ``(1 - alpha)`` x KL(teacher || student) per feature, each under its own ``loss_...`` key. One
+backward of their sum trains both sub-networks. Where each feature comes from is its source (``feature_sources``).
+With ``sampled_subnets`` each call also trains that many sub-networks drawn between the two, as the student is
+trained (the sandwich rule of slimmable networks, this project's option; docs/adn.md, "Sub-networks between the
+base-net and the super-net").
 """
+import inspect
 import itertools
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
+from mmpretrain.models.classifiers import ImageClassifier
 from torch import nn
 
 from ..losses.kl_divergence import FEATURE_MODES, feature_kl, logits_kl
 from ..utils.adaptive_depth import SkipType
 from ..utils.feature_recorder import FeatureRecorder
 from ..utils.subnet import adaptive_backbones, subnet
+from .feature_sources import ROI_HEAD, RoILogits, feature_source
 
 FeatureSpec = Union[str, dict]
-# A detector's RoI head is not a module that runs as a whole in training; ``features=dict(roi_head='logits')``
-# distills its box head's class logits (output 0) on the teacher's sampled RoIs.
-ROI_HEAD = 'roi_head'
-ROI_BOX_HEAD = 'roi_head.bbox_head'
 
 
 def default_distill_features(model: nn.Module) -> Dict[str, dict]:
@@ -69,26 +70,8 @@ def default_student_task_loss_weight(model: nn.Module) -> float:
     return 0.0 if _is_classifier(model) else DETECTION_STUDENT_TASK_LOSS_WEIGHT
 
 
-def _has_one_box_head(model: nn.Module) -> bool:
-    """Faster / Mask R-CNN's RoI head: one box-RoI extractor (Cascade R-CNN has one per stage)."""
-    from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
-    return isinstance(getattr(getattr(model, ROI_HEAD, None), 'bbox_roi_extractor', None), BaseRoIExtractor)
-
-
 def _is_classifier(model: nn.Module) -> bool:
-    from mmpretrain.models.classifiers import ImageClassifier
     return isinstance(model, ImageClassifier)
-
-
-def _as_tensors(output) -> List[torch.Tensor]:
-    """The tensors of a module's output; non-tensor companions (e.g. a Swin stage's ``hw_shape``) are dropped."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, (list, tuple)):
-        tensors = [o for o in output if isinstance(o, torch.Tensor)]
-        if tensors and all(isinstance(o, (torch.Tensor, tuple, list, torch.Size)) for o in output):
-            return tensors
-    raise TypeError(f'Can only distill tensors or tuples of tensors, got {type(output).__name__}')
 
 
 @contextmanager
@@ -111,26 +94,53 @@ def _scale(value, weight: float):
     return value * weight
 
 
+def _distills(alpha: float, student_task_loss_weight: float) -> bool:
+    """Whether the student runs at all: for its KL terms (``alpha < 1``) or for its own task losses."""
+    return alpha < 1.0 or student_task_loss_weight > 0
+
+
+def _check_model(model: nn.Module) -> None:
+    """An ADN backbone to switch, and the loss and feature path that the two passes call."""
+    if not adaptive_backbones(model):
+        raise TypeError(f'Algorithm 1 (ADNDistillHook) needs a model with an adaptive-depth backbone, but '
+                        f'{type(model).__name__}.backbone is {type(getattr(model, "backbone", None)).__name__}; '
+                        "set model.backbone.type='ResNetADN' (or another ADN backbone).")
+    for method in ('loss', 'extract_feat'):
+        if not callable(getattr(model, method, None)):
+            raise TypeError(f'Algorithm 1 (ADNDistillHook) needs {type(model).__name__}.{method}(); use an mmdet '
+                            'detector or an mmpretrain ImageClassifier.')
+
+
 class SubPathDistillation:
-    """Callable that replaces ``model.loss`` while ADNDistillHook is active (see ``ADNDistillHook``).
+    """Algorithm 1 as a callable that replaces ``model.loss`` (``ADNDistillHook`` installs it from a config).
 
     Args:
         model: the detector / classifier (unwrapped) with an ADN backbone.
         task_loss: the model's original ``loss`` (bound method).
-        features: module name -> ``mode`` or ``dict(mode=..., levels=None, weight=1.0)``, or a list of them (one
-            KL term each, logged as ``loss_kl_<name>_<mode>``); modes are the feature modes of ``feature_kl``
-            ('channel', 'spatial', 'pooled') and 'logits'; ``roi_head='logits'`` is a two-stage detector's box-head
-            class logits on the teacher's sampled RoIs.
-        alpha: weight of the teacher's task losses; KL terms get ``1 - alpha``.
-        temperature: softmax temperature T (losses are multiplied by T^2).
-        logits_topk: restrict the logits KL to the teacher's top-k classes.
-        teacher, student: the pair of sub-networks trained (skip strings).
-        student_task_loss_weight: weight of the student's own task loss. Default (None):
-            ``default_student_task_loss_weight``, 0.5 for a detector, 0 (Algorithm 1 as released) for a classifier.
-        student_holds: modules whose weights the student's pass uses but does not train: a KL over their outputs
-            then trains the base-net's backbone path only, instead of also letting them lower it by becoming blind
-            to the backbone's depth. Default (None): ``default_student_holds``, the neck of a detector; ``()``
-            holds nothing.
+        features (dict, optional): module name -> mode (``'channel'``, ``'spatial'``, ``'pooled'``, ``'logits'``)
+            or ``dict(mode=..., levels=None, weight=1.0, normalize=False)``, or a list of them (one KL term each,
+            logged as ``loss_kl_<name>_<mode>``, e.g. ``neck=['spatial', 'channel']``). ``roi_head='logits'``: a
+            two-stage detector's box-head class logits on the teacher's sampled RoIs (``RoILogits``). Default
+            (``default_distill_features``): detection, every neck level with a softmax over positions per channel
+            (docs/adn.md, "The FPN term"); classification, the pooled stage features and the logits.
+        alpha (float): weight of the teacher's task losses; the KL terms get ``1 - alpha``. Default 0.5.
+        temperature (float): softmax temperature T; the KL terms are scaled by T^2. Default 1 (as released).
+        logits_topk (int, optional): restrict the logits KL to the teacher's top-k classes (500 in the released
+            ImageNet recipe).
+        teacher, student (str): the pair of sub-networks trained (skip strings). Default ``'super'``, ``'base'``.
+        student_task_loss_weight (float, optional): weight of the student's own task losses. Default
+            (``default_student_task_loss_weight``): 0.5 for a detector (this project's detection recipe, docs/adn.md
+            "The detection recipe"), 0 for a classifier (Algorithm 1 as released); 0 gives a detector the paper's
+            form.
+        student_holds (sequence of str, optional): modules whose weights the student's pass uses but does not
+            train: a KL over their outputs then trains the student's backbone path only, instead of also letting
+            them lower it by becoming blind to the backbone's depth. Default (``default_student_holds``): a
+            detector's neck when its outputs are distilled (docs/adn.md, "Holding the neck"); ``()`` holds nothing.
+        sampled_subnets (int): sub-networks drawn per call between teacher and student and trained as the student
+            is (the sandwich rule; docs/adn.md, "Sub-networks between the base-net and the super-net"). Default 0
+            (Algorithm 1's two ends only).
+        student_task_loss_interval (int): the student's task losses every N-th call only, at N x the weight (the
+            KL terms every call). Default 1.
     """
 
     def __init__(self,
@@ -146,6 +156,7 @@ class SubPathDistillation:
                  student_holds: Optional[Sequence[str]] = None,
                  sampled_subnets: int = 0,
                  student_task_loss_interval: int = 1) -> None:
+        _check_model(model)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f'alpha must be in [0, 1], got {alpha}')
         if temperature <= 0:
@@ -176,13 +187,8 @@ class SubPathDistillation:
             raise ValueError(f'student_holds names no module of {type(model).__name__}: {unknown}')
         self.student_hold_names = list(student_holds)
         self.student_holds = [modules[name] for name in student_holds]
-        self._student_needs_rois = ROI_HEAD in self.features
-        if self._student_needs_rois and not _has_one_box_head(model):
-            raise ValueError(f'features names {ROI_HEAD!r}, but {type(model).__name__} has no single box head '
-                             'on RoIs (roi_head.bbox_roi_extractor, as in Faster / Mask R-CNN) whose logits could be '
-                             'distilled; distill its neck only.')
-        self._recorded = {name: ROI_BOX_HEAD if name == ROI_HEAD else name for name in self.features}
-        self.recorder = FeatureRecorder(model, sorted(set(self._recorded.values())))
+        self.sources = {name: feature_source(model, name) for name in self.features}
+        self.recorder = FeatureRecorder(model, sorted({source.recorded_module for source in self.sources.values()}))
         self._student_needs_head = any(name == 'head' or name.startswith('head.') for name in self.features)
         if sampled_subnets < 0:
             raise ValueError(f'sampled_subnets must be >= 0, got {sampled_subnets}')
@@ -195,6 +201,30 @@ class SubPathDistillation:
             raise ValueError(f'student_task_loss_interval must be >= 1, got {student_task_loss_interval}')
         self.student_task_loss_interval = student_task_loss_interval
         self._calls = 0
+
+    @classmethod
+    def options(cls, cfg: dict) -> dict:
+        """``cfg`` (e.g. ADNDistillHook's keyword arguments) with every option's default filled in. A name that is
+        no option fails here, when the config is read, not when training starts."""
+        names = [name for name in inspect.signature(cls).parameters if name not in ('model', 'task_loss')]
+        unknown = sorted(set(cfg) - set(names))
+        if unknown:
+            raise TypeError(f'Unknown option(s) {unknown} of ADNDistillHook / SubPathDistillation; the options are '
+                            f'{names}.')
+        bound = inspect.signature(cls).bind(None, None, **cfg)
+        bound.apply_defaults()
+        return {name: bound.arguments[name] for name in names}
+
+    @classmethod
+    def trained_subnets(cls, cfg: dict) -> List[SkipType]:
+        """The sub-networks a distiller with options ``cfg`` trains in every step (the student only when it runs),
+        read from the config alone: DDP must know before any model exists. The sampled sub-networks run each stage
+        as one of the two ends does, so they add nothing here."""
+        options = cls.options(cfg)
+        # An unset student weight (the model's default, not known from the config) counts as 0: with alpha < 1 it
+        # changes nothing; with alpha = 1 DDP then looks for unused parameters, which is safe either way.
+        distills = _distills(options['alpha'], options['student_task_loss_weight'] or 0)
+        return [options['teacher'], options['student']] if distills else [options['teacher']]
 
     @staticmethod
     def subnets_between(teacher: str, student: str) -> List[str]:
@@ -237,77 +267,99 @@ class SubPathDistillation:
         if spec.get('normalize') and mode == 'logits':
             raise ValueError(f"normalize applies to feature maps, not to logits (feature {name!r}).")
         if name == ROI_HEAD:
-            if mode != 'logits' or spec.get('levels') not in (None, [0], (0, )):
-                raise ValueError(f"feature {ROI_HEAD!r} is the box head's class logits: give it mode='logits' "
-                                 f'and no levels, got {spec}.')
-            spec['levels'] = [0]  # (cls_score, bbox_pred)
+            RoILogits.check_spec(spec)
         spec.setdefault('levels', None)
         spec.setdefault('weight', 1.0)
         return spec
 
     @property
     def distills(self) -> bool:
-        return self.alpha < 1.0 or self.student_task_loss_weight > 0
+        return _distills(self.alpha, self.student_task_loss_weight)
 
-    @contextmanager
-    def _rois_recorded(self):
-        """Keeps the RoIs of the teacher's box head (its sampled proposals), for the student's box head to
-        classify the same regions: the detector's form of the logits term."""
-        if not self._student_needs_rois:
-            yield None
-            return
-        rois = []
-        handle = self.model.roi_head.bbox_roi_extractor.register_forward_pre_hook(
-            lambda module, args: rois.append(args[1].detach()))
-        try:
-            yield rois
-        finally:
-            handle.remove()
+    def summary(self) -> str:
+        """What is trained, in one line for the log."""
+        weight, interval = self.student_task_loss_weight, self.student_task_loss_interval
+        return (f'training {self.teacher} (task loss x {self.alpha}) and '
+                f'{self.student} (KL x {1 - self.alpha:g} on {list(self.features)}'
+                + (f', its own task loss x {weight:g}'
+                   + (f' (x {weight * interval:g} every {interval} steps)' if interval > 1 else '')
+                   + ', beyond Algorithm 1' if weight > 0 else '')
+                + (f'; its pass holds {self.student_hold_names}' if self.student_hold_names else '')
+                + (f'; and {self.sampled_subnets} sub-network(s) drawn per step from {len(self.between)} between '
+                   f'them, trained as {self.student} is' if self.sampled_subnets else '')
+                + ')')
 
     def __call__(self, inputs, data_samples, *args, **kwargs) -> Dict[str, torch.Tensor]:
-        with subnet(self.model, self.teacher), self.recorder.record() as recorded, self._rois_recorded() as rois:
-            teacher_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
-            teacher_features = {name: recorded.last(module) for name, module in self._recorded.items()}
+        """Algorithm 1 on one batch: the teacher's task losses x ``alpha``; then the student's (and each sampled
+        sub-network's) KL to the teacher's features x ``1 - alpha``, and its own task losses when they count."""
+        teacher_losses, teacher_features = self._teacher_pass(inputs, data_samples, args, kwargs)
         losses = {k: (_scale(v, self.alpha) if 'loss' in k else v) for k, v in teacher_losses.items()}
         if not self.distills:
             return losses
-        task_weight = 0.0
-        if self.student_task_loss_weight > 0 and self._calls % self.student_task_loss_interval == 0:
-            task_weight = self.student_task_loss_weight * self.student_task_loss_interval
-        self._calls += 1
-        passes = (teacher_features, rois, inputs, data_samples, task_weight, args, kwargs)
-        losses.update(self._student_losses(self.student, *passes))
+        batch = (inputs, data_samples, args, kwargs)
+        task_weight = self._student_task_weight()
+        losses.update(self._student_losses(self.student, teacher_features, task_weight, *batch))
         for i, skip in enumerate(self.draw_subnets()):
             prefix = 'mid_' if self.sampled_subnets == 1 else f'mid{i}_'
-            sampled = self._student_losses(skip, *passes)
+            sampled = self._student_losses(skip, teacher_features, task_weight, *batch)
             losses.update({prefix + k.replace('base_', '', 1): v for k, v in sampled.items()})
         return losses
 
-    def _student_losses(self, skip: str, teacher_features, rois, inputs, data_samples, task_weight: float, args,
-                        kwargs) -> dict:
-        """One sub-network's terms: KL to the teacher's features, and its own task losses x ``task_weight`` (keys
-        ``base_...``) when that is > 0."""
-        losses = {}
-        with subnet(self.model, skip), self.recorder.record() as recorded, _weights_held(self.student_holds):
-            if task_weight > 0:
-                student_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
-                for k, v in student_losses.items():
-                    if 'loss' in k:
-                        losses[f'base_{k}'] = _scale(v, task_weight)
-                if self._student_needs_rois:  # its own loss classified its own RoIs; now the teacher's
-                    self.model.roi_head._bbox_forward(self.model.extract_feat(inputs), rois[0])
-            else:
-                feats = self.model.extract_feat(inputs)
-                if self._student_needs_head:
-                    self.model.head(feats)
-                if self._student_needs_rois:
-                    self.model.roi_head._bbox_forward(feats, rois[0])
-            student_features = {name: recorded.last(module) for name, module in self._recorded.items()}
+    def _teacher_pass(self, inputs, data_samples, args, kwargs):
+        """The model's own task losses under the teacher, and the teacher's features."""
+        with ExitStack() as stack:
+            stack.enter_context(subnet(self.model, self.teacher))
+            stack.enter_context(self.recorder.record())
+            for source in self.sources.values():
+                stack.enter_context(source.teacher_pass())
+            losses = self.task_loss(inputs, data_samples, *args, **kwargs)
+            features = self._recorded_features()
+        return losses, features
 
+    def _student_task_weight(self) -> float:
+        """This call's weight of the student's own task losses: on every ``student_task_loss_interval``-th call,
+        x the interval; 0 on the others."""
+        weight = 0.0
+        if self.student_task_loss_weight > 0 and self._calls % self.student_task_loss_interval == 0:
+            weight = self.student_task_loss_weight * self.student_task_loss_interval
+        self._calls += 1
+        return weight
+
+    def _student_losses(self, skip: str, teacher_features, task_weight: float, inputs, data_samples, args,
+                        kwargs) -> dict:
+        """One sub-network's terms: its own task losses x ``task_weight`` (keys ``base_...``) when that is > 0,
+        and its KL to the teacher's features."""
+        with subnet(self.model, skip), self.recorder.record(), _weights_held(self.student_holds):
+            losses = self._student_pass(task_weight, inputs, data_samples, args, kwargs)
+            student_features = self._recorded_features()
+        losses.update(self._kl_terms(teacher_features, student_features))
+        return losses
+
+    def _student_pass(self, task_weight: float, inputs, data_samples, args, kwargs) -> dict:
+        """The whole model when the student's task losses count, else only as far as the features reach (a
+        classifier's head when a feature lies in it); then what each feature source adds."""
+        losses, feats = {}, None
+        if task_weight > 0:
+            for k, v in self.task_loss(inputs, data_samples, *args, **kwargs).items():
+                if 'loss' in k:
+                    losses[f'base_{k}'] = _scale(v, task_weight)
+        else:
+            feats = self.model.extract_feat(inputs)
+            if self._student_needs_head:
+                self.model.head(feats)
+        for source in self.sources.values():
+            source.complete_student_pass(inputs, feats)
+        return losses
+
+    def _recorded_features(self) -> Dict[str, List[torch.Tensor]]:
+        return {name: source.tensors(self.recorder) for name, source in self.sources.items()}
+
+    def _kl_terms(self, teacher_features, student_features) -> Dict[str, torch.Tensor]:
+        """``(1 - alpha)`` x KL(teacher || student) per feature, mode and level."""
+        losses = {}
         kl_weight = 1.0 - self.alpha
         for name, specs in self.features.items():
-            teacher_out = _as_tensors(teacher_features[name])
-            student_out = _as_tensors(student_features[name])
+            teacher_out, student_out = teacher_features[name], student_features[name]
             for spec in specs:
                 key = 'loss_kl_' + name.replace('.', '_') + (f'_{spec["mode"]}' if len(specs) > 1 else '')
                 levels = range(len(teacher_out)) if spec['levels'] is None else spec['levels']
@@ -317,6 +369,6 @@ class SubPathDistillation:
                         kl = logits_kl(t, s, self.temperature, self.logits_topk)
                     else:
                         kl = feature_kl(t, s, spec['mode'], self.temperature, spec.get('normalize', False))
-                    suffix = f'_{level}' if len(teacher_out) > 1 and name != ROI_HEAD else ''
+                    suffix = f'_{level}' if len(teacher_out) > 1 else ''
                     losses[key + suffix] = kl * (kl_weight * spec['weight'])
         return losses
