@@ -339,6 +339,35 @@ def test_objective_rejects_bad_settings():
         SubPathDistillation(model, model.loss, features=dict(head='softmax'))
 
 
+def test_the_hook_installs_the_distiller_from_its_options_and_removes_it():
+    """ADNDistillHook's keyword arguments are the distiller's options, passed on as they are; a misspelt one fails
+    when the hook is built, before any training."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MMLogger
+
+    from mmadn.engine import ADNDistillHook
+    model = _classifier()
+    runner = SimpleNamespace(model=model, logger=MMLogger.get_current_instance())
+    hook = ADNDistillHook(alpha=0.3, student='TTFF', logits_topk=3)
+    hook.before_train(runner)
+    assert isinstance(model.loss, SubPathDistillation) and model.loss is hook.objective
+    assert (model.loss.alpha, model.loss.student, model.loss.logits_topk) == (0.3, 'TTFF', 3)
+    with pytest.raises(RuntimeError, match='already replaced'):
+        ADNDistillHook().before_train(runner)
+    hook.after_train(runner)
+    assert 'loss' not in vars(model)
+    with pytest.raises(TypeError, match=r"Unknown option\(s\) \['alpah'\]"):
+        ADNDistillHook(alpah=0.3)
+    assert SubPathDistillation.trained_subnets(dict(alpha=1.0)) == ['super']
+    assert SubPathDistillation.trained_subnets(dict(student='TTFF')) == ['super', 'TTFF']
+    plain = MMPRETRAIN_MODELS.build(dict(type='ImageClassifier', backbone=dict(type='ResNet', depth=18),
+                                         neck=dict(type='GlobalAveragePooling'),
+                                         head=dict(type='LinearClsHead', num_classes=5, in_channels=512)))
+    with pytest.raises(TypeError, match='adaptive-depth backbone'):
+        ADNDistillHook().before_train(SimpleNamespace(model=plain, logger=runner.logger))
+
+
 def test_released_pooled_term_is_bit_for_bit_the_old_formula():
     """The classification recipe must not move: without ``normalize`` the maps are divided by T, pooled, then
     compared, exactly as before the option existed."""

@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 
 from mmadn.datasets import make_coco_instances, make_digits_folder
-from mmadn.engine.hooks.adn_distill_hook import unused_parameters_reason
+from mmadn.engine import unused_parameters_reason
 from mmadn.utils import safe_torch_load
 from mmadn.utils.runner_setup import set_find_unused_parameters
 
