@@ -16,9 +16,7 @@ shared, noisy machine; absolute times are not comparable across machines.
 import argparse
 import logging
 import os.path as osp
-import statistics
 import sys
-import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -30,30 +28,18 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
 import mmadn  # noqa: E402,F401
-from mmadn.analysis import count_flops, peak_memory  # noqa: E402
+from mmadn.analysis import count_flops  # noqa: E402
 from mmadn.deploy import export_backbone  # noqa: E402
 from mmadn.models import ResNetADN, SubPathDistillation  # noqa: E402
+from mmadn.utils.timing import interleaved_latency, peak_memory  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def interleaved_ms(fns: dict, runs: int, warmup: int = 1, device: str = 'cpu') -> dict:
-    """Median ms of each callable, timed round-robin so that load changes hit all of them alike. On CUDA the
-    device is synchronised around each call: kernels run asynchronously, so the host's clock alone would time
-    only their launch."""
-    sync = torch.cuda.synchronize if torch.device(device).type == 'cuda' else (lambda: None)
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(runs):
-        for key, fn in fns.items():
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median ms of each callable, timed round-robin so that load changes hit all of them alike
+    (``mmadn.utils.timing.interleaved_latency``: CUDA-synchronised around each call)."""
+    return {key: stats['median_ms'] for key, stats in interleaved_latency(fns, device, warmup, runs).items()}
 
 
 @torch.no_grad()

@@ -23,9 +23,9 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmadn.analysis.benchmark import canonical_skips  # noqa: E402
-from mmadn.analysis.measure import time_once  # noqa: E402
 from mmadn.models import adaptive_backbones, subnet  # noqa: E402
 from mmadn.utils import load_config  # noqa: E402
+from mmadn.utils.timing import time_once  # noqa: E402
 
 PARTS = ('backbone', 'neck', 'rpn', 'bbox_head', 'mask_head', 'whole')
 

@@ -13,13 +13,13 @@ import time
 import pytest
 import torch
 
-from mmadn.analysis import (active_parameters, active_weight_bytes, check_depths, pareto_front, peak_memory,
-                            runs_blocks_of)
+from mmadn.analysis import active_parameters, active_weight_bytes, check_depths, pareto_front, runs_blocks_of
 from mmadn.analysis.benchmark import interleave_latencies, memory_columns
 from mmadn.analysis.report import write_report
 from mmadn.datasets import make_classification_folder
 from mmadn.deploy.selection import NO_SUBNET_FITS
 from mmadn.models import ResNetADN, recalibrate_norms, recalibrated
+from mmadn.utils.timing import peak_memory
 
 from ._cli import ROOT, THREADS, load_tool, run_main, run_tool
 

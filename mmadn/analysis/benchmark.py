@@ -9,10 +9,15 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
+from mmadn.deploy.all_depths import AllDepthsFeatures
+from mmadn.deploy.memory_format import choose_memory_format
+from mmadn.deploy.memory_format import memory_format as memory_format_context
+from mmadn.deploy.runtime import RuntimeModel, deployable_part, export_onnx, runtime_features
+from mmadn.deploy.runtime_detector import RUNTIME_MODELS, RuntimeDetectors, evaluate_runtime, whole_detector_refusal
 from mmadn.models import adaptive_backbones, recalibrated, subnet
 from mmadn.models.utils.adaptive_depth import parse_skip, skip_to_str
-from .measure import (active_parameters, active_weight_bytes, count_flops, latency_stats, measure_latency, peak_memory,
-                      time_once)
+from mmadn.utils.timing import interleaved_latency, measure_latency, peak_memory
+from .measure import active_parameters, active_weight_bytes, count_flops
 
 QUALITY_KEYS = {'detection': ('coco/bbox_mAP', 'coco/segm_mAP'), 'classification': ('accuracy/top1', 'accuracy/top5')}
 
@@ -68,8 +73,6 @@ def measure_subnets(runner,
     times every sub-network once): a machine whose speed drifts during the run then slows every depth alike, so
     the latencies of one run can be compared (the rows are updated in place; the caller writes its report again).
     """
-    from mmadn.deploy.memory_format import choose_memory_format
-    from mmadn.deploy.memory_format import memory_format as memory_format_context
     if backend != 'pytorch' and not onnx_dir:
         raise ValueError(f'backend {backend!r} needs onnx_dir, the folder for the exported ONNX files')
     model = runner.model
@@ -194,7 +197,6 @@ class _DetectionCounter(Hook):
 def _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device, warmup, runs) -> Dict[str, Callable]:
     """Export the active sub-network's backbone + neck, run it in ``backend`` and time it beside PyTorch; returns
     what the interleaved rounds time for this row."""
-    from mmadn.deploy.runtime import RuntimeModel, deployable_part, export_onnx, runtime_features
     os.makedirs(onnx_dir, exist_ok=True)
     part = deployable_part(model, fuse=True, with_head=False)
     # exported anew: a file left by an earlier run may hold another checkpoint
@@ -220,8 +222,6 @@ def runtime_detectors(cfg, model, skips: Sequence[str], recalibrated_norms: bool
                       runtime_model: str = 'auto'):
     """The ``RuntimeDetectors`` that run ``model`` whole in ``backend`` for a benchmark of ``skips``, or None when
     it does not export whole (then, for ``runtime_model='auto'`` only, its backbone + neck run there as before)."""
-    from mmadn.deploy.all_depths import AllDepthsFeatures
-    from mmadn.deploy.runtime_detector import RUNTIME_MODELS, RuntimeDetectors, whole_detector_refusal
     if runtime_model not in RUNTIME_MODELS:
         raise ValueError(f'runtime_model must be one of {RUNTIME_MODELS}, got {runtime_model!r}')
     refusal = whole_detector_refusal(model)
@@ -255,7 +255,6 @@ def _add_whole_runtime(row, runner, model, skip, runtime, raw, inputs, predict, 
     largest difference) and time it: ``latency_ms`` is the runtime's ``predict`` of the first test batch (the
     model, then boxes and masks mapped back to the original images), beside ``pytorch_latency_ms``;
     ``session_latency_ms`` is the model alone. Returns what the interleaved rounds time for this row."""
-    from mmadn.deploy.runtime_detector import evaluate_runtime
     depth = skip if runtime.all_depths else None
     loop = runner.test_loop
     metrics, images, detections = evaluate_runtime(runtime, loop.dataloader, loop.evaluator, depth)
@@ -293,16 +292,10 @@ def interleave_latencies(rows: List[Dict], model, fns: Dict[str, Union[Callable,
     time each sub-network once. A key's callable is the same for every row, or one per row's skip (a runtime
     session per sub-network)."""
     for key, fn in fns.items():
-        times = {row['skip']: [] for row in rows}
-        for round_index in range(warmup + runs):
-            for row in rows:
-                call = fn[row['skip']] if isinstance(fn, dict) else fn
-                with subnet(model, row['skip']):
-                    elapsed = time_once(call, device)
-                if round_index >= warmup:
-                    times[row['skip']].append(elapsed)
+        calls = {row['skip']: fn[row['skip']] if isinstance(fn, dict) else fn for row in rows}
+        latency = interleaved_latency(calls, device, warmup, runs, around=lambda skip: subnet(model, skip))
         for row in rows:
-            stats = latency_stats(times[row['skip']])
+            stats = latency[row['skip']]
             row[f'{key}_ms'] = stats['median_ms']
             if key == 'latency':
                 row['latency_p90_ms'] = stats['p90_ms']

@@ -20,8 +20,8 @@ from typing import Callable, Dict, List, Optional, Union
 import torch
 from torch import nn
 
-from mmadn.analysis.measure import time_once
 from mmadn.models.utils.subnet import set_subnet
+from mmadn.utils.timing import timed_call
 from .selection import Budget, latency_percentile, row_cost, select_subnet, table_rows
 
 
@@ -115,8 +115,7 @@ class DeadlineController:
 
     def _timed(self, skip: str, fn: Callable[[], object], deadline_ms: float):
         predicted = self.predict(skip)
-        result = []
-        elapsed = time_once(lambda: result.append(fn()), self.device)
+        elapsed, result = timed_call(fn, self.device)
         self.observe(skip, elapsed)
         self.records.append(CallRecord(skip, deadline_ms, elapsed, predicted))
-        return result[0]
+        return result

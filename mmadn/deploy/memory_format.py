@@ -11,7 +11,7 @@ from typing import Dict, Iterator, List, Tuple
 import torch
 from torch import nn
 
-from mmadn.analysis.measure import latency_stats, time_once
+from mmadn.utils.timing import interleaved_latency
 
 MEMORY_FORMATS = ('auto', 'channels_last', 'contiguous')
 
@@ -69,13 +69,14 @@ def choose_memory_format(model: nn.Module, inputs: torch.Tensor, device: torch.d
                          runs: int = 5) -> Tuple[str, Dict[str, float]]:
     """The faster memory format for ``model.extract_feat(inputs)`` (backbone + neck at the active depth) and the
     median ms of each, from ``runs`` rounds that time both formats once (after ``warmup`` untimed rounds)."""
-    times = {name: [] for name in MEMORY_FORMATS[1:]}
-    for round_index in range(warmup + runs):
-        for name in times:
-            with memory_format(model, name):
-                model.extract_feat(inputs)  # the format's kernels are chosen and cached before the timed call
-                elapsed = time_once(lambda: model.extract_feat(inputs), device)
-            if round_index >= warmup:
-                times[name].append(elapsed)
-    medians = {name: latency_stats(t)['median_ms'] for name, t in times.items()}
+
+    @contextlib.contextmanager
+    def prepared(name: str) -> Iterator[None]:
+        with memory_format(model, name):
+            model.extract_feat(inputs)  # the format's kernels are chosen and cached before the timed call
+            yield
+
+    latency = interleaved_latency({name: lambda: model.extract_feat(inputs) for name in MEMORY_FORMATS[1:]}, device,
+                                  warmup, runs, around=prepared)
+    medians = {name: stats['median_ms'] for name, stats in latency.items()}
     return min(medians, key=medians.get), medians

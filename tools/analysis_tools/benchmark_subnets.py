@@ -47,8 +47,8 @@ from mmengine.registry import MODELS, DefaultScope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
-from mmadn.analysis import (QUALITY_KEYS, canonical_skips, measure_latency, measure_subnets,  # noqa: E402
-                            recalibration_batches, write_report)
+from mmadn.analysis import (QUALITY_KEYS, canonical_skips, measure_subnets, recalibration_batches,  # noqa: E402
+                            write_report)
 from mmadn.analysis.benchmark import first_batch  # noqa: E402
 from mmadn.deploy import export_backbone, export_model, select_subnet  # noqa: E402
 from mmadn.deploy.memory_format import MEMORY_FORMATS, memory_format  # noqa: E402
@@ -57,6 +57,7 @@ from mmadn.deploy.runtime_detector import RUNTIME_MODELS, whole_detector_refusal
 from mmadn.deploy.selection import add_budget_arguments, write_selection  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
 from mmadn.utils import at_least, hand_over_datasets, load_config, preflight_datasets, task_of  # noqa: E402
+from mmadn.utils.timing import measure_latency  # noqa: E402
 
 
 def build_parser():

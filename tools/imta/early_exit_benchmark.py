@@ -22,7 +22,6 @@ import os
 import os.path as osp
 import statistics
 import sys
-import time
 from itertools import accumulate
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -36,6 +35,7 @@ import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint l
 from mmadn.imta import (all_exit_scores, confidence_and_correct, early_exit_predict, exit_costs,  # noqa: E402
                         exit_fractions, exit_taken, fit_thresholds)
 from mmadn.imta.loading import load_for_budgets  # noqa: E402
+from mmadn.utils.timing import timed_call  # noqa: E402
 
 
 def parse_args():
@@ -66,37 +66,31 @@ def preprocessed(model, loader):
     return torch.cat(inputs), torch.cat(labels).cpu()
 
 
-def sync(device):
-    if str(device).startswith('cuda'):
-        torch.cuda.synchronize()
-
-
 def timed(fn, batches, device):
-    """Seconds to run ``fn`` over every batch, and its outputs."""
-    sync(device)
-    start = time.perf_counter()
-    outputs = [fn(b) for b in batches]
-    sync(device)
-    return time.perf_counter() - start, outputs
+    """Seconds to run ``fn`` over every batch (CUDA-synchronised), and its outputs."""
+    ms, outputs = timed_call(lambda: [fn(b) for b in batches], device)
+    return ms / 1e3, outputs
 
 
 @torch.no_grad()
 def segment_seconds(model, batches, device, repeats):
     """Seconds each block + its exit takes with every image running (median of ``repeats``): where the time of
     all exits goes, block by block, to compare with where the FLOPs go."""
+
+    def block_and_exit(i, block, feats, previous):
+        feats = block(feats)
+        previous, _ = model.head.exit_forward(i, feats[-1], previous)
+        torch.softmax(previous, dim=1).max(dim=1)
+        return feats, previous
+
     runs = []
     for _ in range(repeats):
         seconds = [0.0] * len(model.head.exits)
         for inputs in batches:
             feats, previous = inputs, None
             for i, block in enumerate(model.backbone.blocks):
-                sync(device)
-                start = time.perf_counter()
-                feats = block(feats)
-                previous, _ = model.head.exit_forward(i, feats[-1], previous)
-                torch.softmax(previous, dim=1).max(dim=1)
-                sync(device)
-                seconds[i] += time.perf_counter() - start
+                ms, (feats, previous) = timed_call(lambda: block_and_exit(i, block, feats, previous), device)
+                seconds[i] += ms / 1e3
         runs.append(seconds)
     return [statistics.median(r[i] for r in runs) for i in range(len(runs[0]))]
 
