@@ -12,10 +12,10 @@ import torch
 
 from mmengine.config import Config
 
+from mmadn.apis.runner_setup import set_find_unused_parameters
 from mmadn.datasets import make_coco_instances, make_digits_folder
 from mmadn.engine import unused_parameters_reason
 from mmadn.utils import safe_torch_load
-from mmadn.utils.runner_setup import set_find_unused_parameters
 
 from ._cli import run_tool
 
@@ -73,7 +73,7 @@ import os, sys
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
-from mmadn.utils import runner_setup
+from mmadn.apis import runner_setup
 
 def threads():
     return [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]

@@ -17,8 +17,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
-from mmadn.utils import (hand_over_datasets, load_config, preflight_datasets, set_launcher, set_work_dir,  # noqa: E402
-                         task_of)
+from mmadn.apis import set_launcher, set_work_dir  # noqa: E402
+from mmadn.utils import hand_over_datasets, load_config, preflight_datasets, task_of  # noqa: E402
 
 
 def parse_args():

@@ -17,9 +17,9 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
+from mmadn.apis import set_launcher, set_work_dir, use_atomic_checkpoints  # noqa: E402
 from mmadn.engine.hooks import find_resume_checkpoint  # noqa: E402
-from mmadn.utils import (check_pretrained_checkpoints, hand_over_datasets, load_config,  # noqa: E402
-                         preflight_datasets, set_launcher, set_work_dir, use_atomic_checkpoints)
+from mmadn.utils import check_pretrained_checkpoints, hand_over_datasets, load_config, preflight_datasets  # noqa: E402
 
 
 def parse_args():

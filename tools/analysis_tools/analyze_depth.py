@@ -32,8 +32,9 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mmadn.analysis import canonical_skips  # noqa: E402
 from mmadn.analysis.depth_analysis import analyze_depth, read_subnet_table, write_depth_report  # noqa: E402
+from mmadn.apis import at_least  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
-from mmadn.utils import at_least, check_dataset_paths, load_config, task_of  # noqa: E402
+from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
 
 
 def build_parser():

@@ -50,13 +50,14 @@ from mmengine.utils import ProgressBar  # noqa: E402
 from mmadn.analysis import (QUALITY_KEYS, canonical_skips, measure_subnets, recalibration_batches,  # noqa: E402
                             write_report)
 from mmadn.analysis.benchmark import first_batch  # noqa: E402
+from mmadn.apis import at_least  # noqa: E402
 from mmadn.deploy import export_backbone, export_model, select_subnet  # noqa: E402
 from mmadn.deploy.memory_format import MEMORY_FORMATS, memory_format  # noqa: E402
 from mmadn.deploy.runtime import BACKENDS, DeployablePart, export_onnx  # noqa: E402
 from mmadn.deploy.runtime_detector import RUNTIME_MODELS, whole_detector_refusal  # noqa: E402
 from mmadn.deploy.selection import add_budget_arguments, write_selection  # noqa: E402
 from mmadn.models import AdaptiveDepthMixin  # noqa: E402
-from mmadn.utils import at_least, hand_over_datasets, load_config, preflight_datasets, task_of  # noqa: E402
+from mmadn.utils import hand_over_datasets, load_config, preflight_datasets, task_of  # noqa: E402
 from mmadn.utils.timing import measure_latency  # noqa: E402
 
 

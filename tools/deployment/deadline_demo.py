@@ -38,13 +38,14 @@ from mmengine.runner import Runner  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
 from mmadn.analysis import QUALITY_KEYS  # noqa: E402
+from mmadn.apis import at_least  # noqa: E402
 from mmadn.deploy import DeadlineController, load_table  # noqa: E402
 from mmadn.deploy.depth_runners import PYTORCH, depth_runner, table_backend  # noqa: E402
 from mmadn.deploy.memory_format import memory_format  # noqa: E402
 from mmadn.deploy.selection import Budget, exit_code, latency_percentile, row_cost, select_subnet  # noqa: E402
 from mmadn.deploy.runtime import BACKENDS  # noqa: E402
 from mmadn.models import adaptive_backbones, set_subnet  # noqa: E402
-from mmadn.utils import at_least, check_dataset_paths, load_config, task_of  # noqa: E402
+from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
 from mmadn.utils.timing import time_once  # noqa: E402
 
 

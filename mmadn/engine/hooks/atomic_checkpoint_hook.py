@@ -3,7 +3,7 @@
 mmengine's ``CheckpointHook`` removes the oldest checkpoint before it saves the new one and writes the new one in
 place, so with ``max_keep_ckpts=1`` a run killed while saving (or a full disk) leaves no loadable checkpoint.
 ``tools/train.py`` swaps the config's ``CheckpointHook`` for this one (same arguments, see
-:func:`mmadn.utils.use_atomic_checkpoints`).
+:func:`mmadn.apis.use_atomic_checkpoints`).
 """
 import logging
 import os

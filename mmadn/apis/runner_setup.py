@@ -14,6 +14,8 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from mmadn.engine import unused_parameters_reason
+
 
 def use_atomic_checkpoints(cfg: Config) -> None:
     """Save checkpoints with :class:`~mmadn.engine.hooks.AtomicCheckpointHook` where the config uses mmengine's
@@ -92,7 +94,6 @@ def set_find_unused_parameters(cfg: Config) -> None:
     have finished reduction in the prior iteration". Searching the graph for unused parameters costs a little in
     every step, so it stays off where every parameter gets a gradient (the default super-net / base-net pair).
     """
-    from mmadn.engine.hooks.adn_distill_hook import unused_parameters_reason  # here: mmadn imports utils first
     reason = unused_parameters_reason(cfg)
     if reason is None or cfg.get('find_unused_parameters', False):
         return
