@@ -9,32 +9,23 @@ import torch
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 
-from mmadn.models import MobileNetV2ADN, ResNetADN, SubPathDistillation, SwinTransformerADN
+from mmadn.models import ResNetADN, SubPathDistillation
 
-TINY_SWIN = dict(arch=dict(embed_dims=24, depths=[2, 2, 2, 2], num_heads=[1, 1, 1, 1]), img_size=64, window_size=2)
+from ._families import FAMILIES, family_kwargs, perturb_norms
 
-BACKBONES = {
-    'resnet18': (lambda **kw: ResNetADN(18, norm_eval=False, **kw), 32, 'layer1.0.bn1_skip.weight'),
-    'resnet18_drop_path': (lambda **kw: ResNetADN(18, norm_eval=False, drop_path_rate=0.3, **kw), 32,
-                           'layer4.0.bn2_skip.weight'),
-    'resnet50': (lambda **kw: ResNetADN(50, out_indices=(1, 3), **kw), 32, 'layer3.0.bn3_skip.weight'),  # norm_eval
-    'mobilenet_v2': (lambda **kw: MobileNetV2ADN(widen_factor=0.25, **kw), 32, 'conv1.bn_skip.weight'),
-    'swin': (lambda **kw: SwinTransformerADN(**TINY_SWIN, **kw), 64, 'stages.2.blocks.0.norm1_skip.weight'),
-}
+# every family of the table that offers with_cp, and two ResNets more: drop path, bottlenecks under norm_eval
+CASES = {**{name: (name, dict(norm_eval=False) if name == 'resnet' else {})
+            for name, family in FAMILIES.items() if family.with_cp},
+         'resnet_drop_path': ('resnet', dict(norm_eval=False, drop_path_rate=0.3)),
+         'resnet50': ('resnet', dict(depth=50, out_indices=(1, 3)))}
 
 
-def _twins(build):
+def _twins(family, **kwargs):
     """The same weights, without and with checkpointing; every norm (twins too) its own, so a mix-up shows."""
-    plain = build(with_cp=False)
+    plain = FAMILIES[family].adn(**family_kwargs(family, with_cp=False, **kwargs))
     plain.init_weights()
-    for m in plain.modules():
-        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    checkpointed = build(with_cp=True)
+    perturb_norms(plain)
+    checkpointed = FAMILIES[family].adn(**family_kwargs(family, with_cp=True, **kwargs))
     checkpointed.load_state_dict(plain.state_dict())
     return plain.train(), checkpointed.train()
 
@@ -50,14 +41,16 @@ def _super_and_base_grads(backbone, x):
     return {name: p.grad for name, p in backbone.named_parameters()}
 
 
-@pytest.mark.parametrize('name', list(BACKBONES))
-def test_checkpointed_gradients_equal_plain_ones_across_a_switch(name):
-    build, size, twin = BACKBONES[name]
-    plain, checkpointed = _twins(build)
+@pytest.mark.parametrize('case', list(CASES))
+def test_checkpointed_gradients_equal_plain_ones_across_a_switch(case):
+    family, kwargs = CASES[case]
+    plain, checkpointed = _twins(family, **kwargs)
+    size = FAMILIES[family].size
     x = torch.randn(2, 3, size, size, requires_grad=True)
     expected = _super_and_base_grads(plain, x)
     got = _super_and_base_grads(checkpointed, x)
-    assert got[twin] is not None and got[twin].abs().sum() > 0  # the base-net's twins are trained
+    twins = [got[f'{twin}.weight'] for twin, _ in checkpointed.twin_norm_names()]
+    assert all(g is not None for g in twins) and sum(g.abs().sum() for g in twins) > 0  # the base-net's are trained
     assert all(g is not None for g in expected.values())
     for key, grad in expected.items():
         assert got[key] is not None, key

@@ -1,5 +1,6 @@
-"""MobileNetV2ADN: equivalence with mmpretrain's MobileNetV2, the blocks and norms of each sub-network, switching,
-released / torchvision checkpoints, FLOPs and parameters, Algorithm 1, the ImageNet config."""
+"""MobileNetV2ADN: the blocks and norms of each sub-network, released / torchvision checkpoints, FLOPs and
+parameters, the ImageNet config (the contract suite checks what every family must do: equivalence with
+mmpretrain's MobileNetV2, frozen stages, plain checkpoints, Algorithm 1)."""
 import os.path as osp
 
 import pytest
@@ -7,15 +8,16 @@ import torch
 import torchvision
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmpretrain.models.backbones import MobileNetV2
 from mmpretrain.models.backbones.mobilenet_v2 import InvertedResidual
 from mmpretrain.registry import MODELS
 
 from mmadn.analysis.measure import count_flops
-from mmadn.models import MobileNetV2ADN, SubPathDistillation
+from mmadn.models import MobileNetV2ADN
 from mmadn.models.backbones.mobilenet_v2_adn_layouts import (convert, detect_layout, mmpretrain_to_released,
                                                              released_to_mmpretrain, torchvision_to_mmpretrain,
                                                              torchvision_to_released)
+
+from ._families import perturb_norms, record_each_subnet
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -29,25 +31,6 @@ FLAG_OF = {'conv1': 0, 'layer1': 0, 'layer2': 0, 'layer3': 1, 'layer4': 2, 'laye
 SPEC_GFLOPS = {'FFFFF': 0.314, 'TTTTT': 0.215}
 RELEASED_PARAMS_M = 3.528
 TINY = dict(widen_factor=0.25)
-
-
-def _randomise_norms(model):
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-
-
-def _pair(**kwargs):
-    """A plain mmpretrain MobileNetV2 and a MobileNetV2ADN with the same weights (twins = shared norms)."""
-    plain = MobileNetV2(**kwargs)
-    plain.init_weights()
-    _randomise_norms(plain)
-    adn = MobileNetV2ADN(**kwargs)
-    adn.load_state_dict(plain.state_dict())
-    return plain, adn
 
 
 def _classifier(num_classes=1000, **backbone):
@@ -66,46 +49,18 @@ def test_five_flags_one_per_stage_of_at_least_two_blocks():
     assert len(model.subnets()) == 32 and model.subnets()[-1] == 'TTTTT'
 
 
-@pytest.mark.parametrize('out_indices', [(7, ), tuple(range(8)), (1, 4)])
-@pytest.mark.parametrize('train', [False, True])
-def test_super_net_matches_plain_mobilenet_v2(out_indices, train):
-    plain, adn = _pair(out_indices=out_indices, **TINY)
-    plain.train(train)
-    adn.train(train)
-    x = torch.randn(2, 3, 64, 64)
-    expected, got = plain(x), adn(x)
-    assert len(got) == len(expected) == len(out_indices)
-    for e, g in zip(expected, got):
-        assert e.shape == g.shape
-        torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
-    if train:  # the running statistics were updated identically, and the twins were not touched
-        adn_sd = adn.state_dict()
-        for key, value in plain.state_dict().items():
-            torch.testing.assert_close(adn_sd[key], value, rtol=0, atol=1e-6)
-
-
 def _unit_flag(norm_name):
     return FLAG_OF[norm_name.split('.')[0]]
 
 
 def test_each_skip_runs_the_blocks_and_norms_of_the_spec():
     model = MobileNetV2ADN(**TINY).eval()
-    ran_blocks, ran_norms = [], []
-    all_norms = []
-    for name, module in model.named_modules():
-        if isinstance(module, InvertedResidual):
-            module.register_forward_hook(lambda m, i, o, n=name: ran_blocks.append(n))
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.register_forward_hook(lambda m, i, o, n=name: ran_norms.append(n))
-            if not name.endswith('_skip'):
-                all_norms.append(name)
-    x = torch.randn(1, 3, 32, 32)
-    for skip in model.subnets():
-        model.skip = skip
-        ran_blocks.clear()
-        ran_norms.clear()
-        with torch.no_grad():
-            model(x)
+    all_norms = [name for name, m in model.named_modules()
+                 if isinstance(m, torch.nn.BatchNorm2d) and not name.endswith('_skip')]
+    ran = record_each_subnet(model, torch.randn(1, 3, 32, 32),
+                             is_block=lambda _, m: isinstance(m, InvertedResidual),
+                             is_norm=lambda _, m: isinstance(m, torch.nn.BatchNorm2d))
+    for skip, (ran_blocks, ran_norms) in ran.items():
         expected_blocks = []
         for stage, n in enumerate(STAGE_BLOCKS, start=1):
             layer = f'layer{stage}'
@@ -121,7 +76,7 @@ def test_each_skip_runs_the_blocks_and_norms_of_the_spec():
             expected_norms.append(norm.replace('.bn', '.bn_skip') if skip[_unit_flag(norm)] == 'T' else norm)
         assert ran_blocks == expected_blocks, skip
         assert ran_norms == expected_norms, skip
-        assert model.active_blocks() == expected_blocks
+        assert model.active_blocks(skip) == expected_blocks
     assert model.blocks_per_subnet()['TTTTT'] == [
         'layer1.0', 'layer2.0', 'layer3.0', 'layer3.1', 'layer4.0', 'layer4.1', 'layer5.0', 'layer5.1', 'layer6.0',
         'layer6.1', 'layer7.0'
@@ -156,24 +111,11 @@ def test_flops_of_super_and_base_net_match_the_spec():
     assert measured['TTTTT'] < measured['TFFFF'] < measured['FFFFF']
 
 
-def test_random_init_copies_twins_and_frozen_stages_norm_eval_cover_them():
-    model = MobileNetV2ADN(frozen_stages=2, norm_eval=True, **TINY)
-    model.init_weights()
-    sd = model.state_dict()
-    for twin, shared in model.twin_norm_names():
-        for k in ('weight', 'bias', 'running_mean', 'running_var'):
-            assert torch.equal(sd[f'{twin}.{k}'], sd[f'{shared}.{k}'])
-    assert model.train() is model
-    assert not model.conv1.bn_skip.weight.requires_grad and not model.layer2[0].conv[0].bn_skip.weight.requires_grad
-    assert model.layer3[0].conv[0].bn_skip.weight.requires_grad
-    assert not any(m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
-
-
 # ---- checkpoints -----------------------------------------------------------------------------------------------
 
 def _torchvision_mobilenet_v2(num_classes=1000):
     model = torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes)
-    _randomise_norms(model)
+    perturb_norms(model)
     return model.eval()
 
 
@@ -226,8 +168,12 @@ def test_torchvision_with_twins_converts_to_a_classifier_with_identical_outputs(
     reference = _torchvision_mobilenet_v2(10)
     released = torchvision_to_released(reference.state_dict())  # twins = copies of the shared norms
     classifier = _classifier(num_classes=10).eval()
-    missing, unexpected = classifier.load_state_dict(released_to_mmpretrain(released), strict=True)
+    converted = released_to_mmpretrain(released)
+    missing, unexpected = classifier.load_state_dict(converted, strict=True)
     assert not missing and not unexpected
+    plain = torchvision_to_mmpretrain(reference.state_dict())  # the same, without twins
+    assert list(plain) == [k for k in converted if '_skip' not in k]
+    assert all(torch.equal(plain[k], converted[k]) for k in plain)
     x = torch.randn(2, 3, 64, 64)
     expected = reference(x)
     torch.testing.assert_close(classifier(x, mode='tensor'), expected, rtol=1e-5, atol=1e-5)
@@ -242,22 +188,6 @@ def test_torchvision_with_twins_converts_to_a_classifier_with_identical_outputs(
     torch.testing.assert_close(classifier(x, mode='tensor'), base_expected, rtol=1e-5, atol=1e-5)
 
 
-def test_plain_checkpoint_loads_with_twins_copied_and_one_line(tmp_path, log_capture):
-    plain = torchvision_to_mmpretrain(_torchvision_mobilenet_v2(10).state_dict())
-    path = tmp_path / 'plain.pth'
-    torch.save({'state_dict': plain}, path)
-    model = MobileNetV2ADN(init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
-    model.init_weights()
-    sd = model.state_dict()
-    for twin, shared in model.twin_norm_names():
-        for stat in ('weight', 'running_var'):
-            assert torch.equal(sd[f'{twin}.{stat}'], plain[f'backbone.{shared}.{stat}'])
-    told = [m for m in log_capture if 'twin norms' in m]
-    assert len(told) == 1 and 'initialised 34 of them' in told[0]
-    with pytest.raises(ValueError, match="prefix='backbone.'"):
-        MobileNetV2ADN(init_cfg=dict(type='Pretrained', checkpoint=str(path))).init_weights()
-
-
 def test_unknown_layout_fails_clearly():
     with pytest.raises(ValueError, match='Unknown checkpoint layout'):
         detect_layout({'encoder.blocks.0.weight': torch.zeros(1)})
@@ -269,28 +199,6 @@ def test_unknown_layout_fails_clearly():
 
 
 # ---- training and config ---------------------------------------------------------------------------------------
-
-def test_algorithm1_gives_finite_kl_losses_and_trains_the_twins():
-    classifier = MODELS.build(
-        dict(type='ImageClassifier', backbone=dict(type='MobileNetV2ADN', **TINY),
-             neck=dict(type='GlobalAveragePooling'),
-             head=dict(type='LinearClsHead', num_classes=10, in_channels=1280)))
-    classifier.init_weights()
-    classifier.train()
-    objective = SubPathDistillation(classifier, classifier.loss, alpha=0.5)
-    from mmpretrain.structures import DataSample
-    samples = [DataSample().set_gt_label(i % 10) for i in range(4)]
-    losses = objective(torch.randn(4, 3, 32, 32), samples)
-    assert set(losses) == {'loss', 'loss_kl_backbone_layer2', 'loss_kl_backbone_layer3', 'loss_kl_backbone_layer4',
-                           'loss_kl_backbone_layer5', 'loss_kl_head'}
-    assert all(torch.isfinite(v) for v in losses.values())
-    sum(losses.values()).backward()
-    backbone = classifier.backbone
-    assert backbone.skip == 'FFFFF'  # the objective restored the super-net
-    for twin in (backbone.conv1.bn_skip, backbone.layer4[1].conv[1].bn_skip, backbone.conv2.bn_skip):
-        assert twin.weight.grad is not None and twin.weight.grad.abs().sum() > 0
-    assert backbone.layer4[3].conv[0].bn.weight.grad.abs().sum() > 0  # skippable block: super-net only
-
 
 def test_imagenet_config_builds():
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'mobilenet_v2_adn_8xb32_in1k.py'))

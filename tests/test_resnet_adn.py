@@ -1,12 +1,14 @@
-"""ResNetADN: equivalence with mmdet's ResNet, the blocks each sub-network runs, switching, norms."""
+"""ResNetADN: the blocks each sub-network runs, switching, norms (the contract suite checks what every family
+must do: equivalence with mmdet's ResNet, frozen stages, checkpoints, Algorithm 1)."""
 import copy
 
 import pytest
 import torch
-from mmdet.models.backbones import ResNet
 
 from mmadn.models import ResNetADN
 from mmadn.models.backbones.resnet_adn import num_mandatory_blocks
+
+from ._families import record_each_subnet
 
 # ADN spec section 2, written out rather than computed: the skippable block indices per stage.
 SPEC_SKIPPABLE = {
@@ -17,72 +19,21 @@ SPEC_SKIPPABLE = {
 STAGE_BLOCKS = {18: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 
 
-def _pair(depth, **kwargs):
-    """A plain mmdet ResNet and a ResNetADN carrying the same weights (twins = copies of shared norms)."""
-    plain = ResNet(depth, **kwargs)
-    plain.init_weights()
-    # Make norms non-trivial so that mixing up norm sets would show.
-    for m in plain.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-    adn = ResNetADN(depth, **kwargs)
-    adn.load_state_dict(plain.state_dict())
-    return plain, adn
-
-
 @pytest.mark.parametrize('n, mandatory', [(1, 1), (2, 1), (3, 2), (4, 2), (6, 3), (23, 12), (36, 18)])
 def test_split_rule(n, mandatory):
     assert num_mandatory_blocks(n) == mandatory
 
 
-@pytest.mark.parametrize('depth', [18, 50])
-@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3), (3, ), (1, 3), (0, )])
-@pytest.mark.parametrize('train', [False, True])
-def test_super_net_matches_plain_resnet(depth, out_indices, train):
-    plain, adn = _pair(depth, out_indices=out_indices, norm_eval=False)
-    plain.train(train)
-    adn.train(train)
-    x = torch.randn(2, 3, 64, 64)
-    expected = plain(x)
-    got = adn(x)
-    assert len(got) == len(expected) == len(out_indices)
-    for e, g in zip(expected, got):
-        assert e.shape == g.shape
-        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
-    if train:  # the running statistics were updated identically
-        plain_sd, adn_sd = plain.state_dict(), adn.state_dict()
-        for key, value in plain_sd.items():
-            torch.testing.assert_close(adn_sd[key], value, rtol=1e-5, atol=1e-6)
-
-
-def _record_blocks_and_norms(model):
-    ran_blocks, ran_norms = [], []
-    handles = []
-    for name, module in model.named_modules():
-        parts = name.split('.')
-        if len(parts) == 2 and parts[0].startswith('layer'):
-            handles.append(module.register_forward_hook(lambda m, i, o, n=name: ran_blocks.append(n)))
-        if isinstance(module, torch.nn.BatchNorm2d) and name.startswith('layer') and 'downsample' not in name:
-            handles.append(module.register_forward_hook(lambda m, i, o, n=name: ran_norms.append(n)))
-    return ran_blocks, ran_norms, handles
-
-
 @pytest.mark.parametrize('depth', [18, 50, 101])
 def test_each_skip_runs_the_blocks_of_the_spec(depth):
     model = ResNetADN(depth).eval()
-    ran_blocks, ran_norms, _ = _record_blocks_and_norms(model)
-    skips = model.subnets()
-    assert len(skips) == 16
-    x = torch.randn(1, 3, 32, 32)
-    for skip in skips:
-        model.skip = skip
-        ran_blocks.clear()
-        ran_norms.clear()
-        with torch.no_grad():
-            model(x)
+    ran = record_each_subnet(
+        model, torch.randn(1, 3, 32, 32),
+        is_block=lambda name, _: len(name.split('.')) == 2 and name.startswith('layer'),
+        is_norm=lambda name, m: isinstance(m, torch.nn.BatchNorm2d) and name.startswith('layer') and
+        'downsample' not in name)
+    assert len(ran) == 16
+    for skip, (ran_blocks, ran_norms) in ran.items():
         expected_blocks, expected_norms = [], []
         for stage, (flag, n) in enumerate(zip(skip, STAGE_BLOCKS[depth])):
             skippable = SPEC_SKIPPABLE[depth][stage]
@@ -96,7 +47,7 @@ def test_each_skip_runs_the_blocks_of_the_spec(depth):
                 expected_norms += [f'layer{stage + 1}.{block}.{bn}{suffix}' for bn in norms]
         assert ran_blocks == expected_blocks, skip
         assert ran_norms == expected_norms, skip
-        assert model.active_blocks() == expected_blocks
+        assert model.active_blocks(skip) == expected_blocks
     assert model.blocks_per_subnet()['FFFF'] == [
         f'layer{s + 1}.{b}' for s, n in enumerate(STAGE_BLOCKS[depth]) for b in range(n)
     ]
@@ -156,21 +107,6 @@ def test_torch_compile_does_not_run_a_stale_path_after_a_switch():
         model.skip = 'TTTT'
         assert not torch.allclose(compiled(x)[1], super_out)
     torch._dynamo.reset()
-
-
-def test_frozen_stages_and_norm_eval_cover_both_norm_sets():
-    model = ResNetADN(50, frozen_stages=1, norm_eval=True)
-    model.train()
-    for name, p in model.layer1.named_parameters():
-        assert not p.requires_grad, name
-    assert not model.layer1[0].bn1_skip.weight.requires_grad
-    assert model.layer2[0].bn1_skip.weight.requires_grad
-    for name, m in model.named_modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            assert not m.training, name
-    model = ResNetADN(50, frozen_stages=-1, norm_eval=False)
-    model.train()
-    assert model.layer1[0].bn1_skip.training and model.layer1[0].bn1.training
 
 
 def test_train_twin_stats_updates_only_twin_statistics_under_norm_eval():

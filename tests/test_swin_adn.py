@@ -1,5 +1,6 @@
-"""SwinTransformerADN (Swin-T-ADN, spec section 3): equivalence with mmpretrain's Swin and torchvision's swin_t,
-the blocks and norms each sub-network runs, switching, checkpoints, FLOPs, Algorithm 1, configs and detection."""
+"""SwinTransformerADN (Swin-T-ADN, spec section 3): equivalence with torchvision's swin_t, the blocks and norms
+each sub-network runs, released checkpoints, FLOPs, configs and detection (the contract suite checks what every
+family must do: equivalence with mmpretrain's Swin, frozen stages, plain checkpoints, Algorithm 1)."""
 import copy
 import os.path as osp
 import re
@@ -10,14 +11,14 @@ import torch
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmpretrain.models.backbones import SwinTransformer
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
-from mmpretrain.structures import DataSample
 from torch import nn
 
 from mmadn.analysis.measure import count_flops
-from mmadn.models import SubPathDistillation, SwinTransformerADN, set_subnet
+from mmadn.models import SwinTransformerADN, set_subnet
 from mmadn.models.backbones import swin_adn_layouts as layouts
+
+from ._families import record_each_subnet
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = dict(embed_dims=24, depths=[2, 2, 6, 2], num_heads=[1, 1, 2, 2])
@@ -45,15 +46,6 @@ def _randomise_layer_norms(model):
                 m.relative_position_bias_table.normal_(0, 0.5)
 
 
-def _pair(**kwargs):
-    """A plain mmpretrain SwinTransformer and a SwinTransformerADN carrying the same weights."""
-    plain = SwinTransformer(**_tiny_kwargs(**kwargs))
-    _randomise_layer_norms(plain)
-    adn = SwinTransformerADN(**_tiny_kwargs(**kwargs))
-    adn.load_state_dict(plain.state_dict())
-    return plain, adn
-
-
 def _tiny_classifier(num_classes=5, **kwargs):
     model = MMPRETRAIN_MODELS.build(
         dict(type='ImageClassifier',
@@ -65,7 +57,7 @@ def _tiny_classifier(num_classes=5, **kwargs):
     return model
 
 
-# ---- structure, equivalence, sub-networks --------------------------------------------------------------------
+# ---- structure, sub-networks -------------------------------------------------------------------------------
 
 
 def test_default_split_is_the_released_one():
@@ -75,42 +67,12 @@ def test_default_split_is_the_released_one():
     assert model.skip == 'FFFF' and model.num_skip_flags == 4 and len(model.subnets()) == 16
 
 
-@pytest.mark.parametrize('out_indices', [(3, ), (0, 1, 2, 3)])
-@pytest.mark.parametrize('train', [False, True])
-def test_super_net_matches_plain_swin(out_indices, train):
-    plain, adn = _pair(out_indices=out_indices)
-    plain.train(train)
-    adn.train(train)
-    x = torch.randn(2, 3, 64, 64)
-    expected, got = plain(x), adn(x)
-    assert len(got) == len(expected) == len(out_indices)
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape and g.dim() == 4  # NCHW, as mmdet's necks expect
-        torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
-
-
-def _record(model):
-    """Forward hooks recording the blocks and the LayerNorms (shared, twin, merging, out) that run, in order."""
-    ran_blocks, ran_norms = [], []
-    for name, module in model.named_modules():
-        parts = name.split('.')
-        if len(parts) == 4 and parts[2] == 'blocks':
-            module.register_forward_hook(lambda m, i, o, n=name: ran_blocks.append(n))
-        if isinstance(module, nn.LayerNorm):
-            module.register_forward_hook(lambda m, i, o, n=name: ran_norms.append(n))
-    return ran_blocks, ran_norms
-
-
 def test_each_skip_runs_the_blocks_and_norms_of_the_spec():
     model = SwinTransformerADN(**_tiny_kwargs(out_indices=(3, ))).eval()
-    ran_blocks, ran_norms = _record(model)
-    x = torch.randn(1, 3, 64, 64)
-    for skip in model.subnets():
-        model.skip = skip
-        ran_blocks.clear()
-        ran_norms.clear()
-        with torch.no_grad():
-            model(x)
+    ran = record_each_subnet(model, torch.randn(1, 3, 64, 64),
+                             is_block=lambda name, _: name.count('.') == 3 and name.split('.')[2] == 'blocks',
+                             is_norm=lambda _, m: isinstance(m, nn.LayerNorm))
+    for skip, (ran_blocks, ran_norms) in ran.items():
         blocks, norms = [], ['patch_embed.norm']
         for s, (flag, n, mandatory) in enumerate(zip(skip, DEPTHS, SPEC_MANDATORY)):
             suffix = '_skip' if flag == 'T' else ''  # twins: mandatory blocks of a skipping stage only
@@ -123,7 +85,7 @@ def test_each_skip_runs_the_blocks_and_norms_of_the_spec():
                 norms.append(f'stages.{s}.downsample.norm' + ('_skip' if skip[s + 1] == 'T' else ''))
         assert ran_blocks == blocks, skip
         assert ran_norms == norms, skip
-        assert model.active_blocks() == blocks
+        assert model.active_blocks(skip) == blocks
     model.skip = 'FTFF'
     assert model.stages[0].downsample.norm is model.stages[0].downsample.norm_skip  # feeds stage 1, which skips
     assert model.stages[1].downsample.norm is model.stages[1].downsample._modules['norm']
@@ -151,15 +113,6 @@ def test_mandatory_depths_override():
     assert 'stages.0.downsample.norm_skip' in names and 'stages.2.blocks.3.norm1_skip' in names
 
 
-def test_frozen_stages_freeze_twins_and_train_returns_self():
-    model = SwinTransformerADN(**_tiny_kwargs(frozen_stages=1))
-    assert model.train() is model and model.eval() is model
-    model.train()
-    assert not model.stages[1].blocks[0].norm1_skip.weight.requires_grad
-    assert not model.stages[1].downsample.norm_skip.weight.requires_grad
-    assert model.stages[2].blocks[0].norm1_skip.weight.requires_grad
-
-
 def test_layer_wise_depth_of_twins():
     model = SwinTransformerADN(**_tiny_kwargs())
     for twin, shared in model.twin_norm_names():
@@ -174,36 +127,6 @@ def test_distill_stage_features_are_tokens_of_stages_0_to_2():
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize('prefix', ['', 'backbone.'])
-def test_plain_mmpretrain_checkpoint_loads_with_twins_copied_and_one_line(tmp_path, log_capture, prefix):
-    plain = SwinTransformer(**_tiny_kwargs())
-    _randomise_layer_norms(plain)
-    sd = OrderedDict((prefix + k, v) for k, v in plain.state_dict().items())
-    path = tmp_path / 'plain.pth'
-    torch.save({'state_dict': sd}, path)
-    init = dict(type='Pretrained', checkpoint=str(path))
-    if prefix:
-        init['prefix'] = prefix
-    model = SwinTransformerADN(**_tiny_kwargs(init_cfg=init))
-    model.init_weights()
-    got = model.state_dict()
-    for twin, shared in model.twin_norm_names():
-        for k in ('weight', 'bias'):
-            assert torch.equal(got[f'{twin}.{k}'], sd[f'{prefix}{shared}.{k}'])
-    told = [m for m in log_capture if 'twin norms' in m]
-    assert len(told) == 1 and 'initialised 15 of them' in told[0]
-    assert not any('_skip' in m and 'missing' in m.lower() for m in log_capture)
-
-
-def test_checkpoint_under_another_prefix_is_refused_with_the_fix(tmp_path):
-    path = tmp_path / 'classifier.pth'
-    torch.save({'state_dict': {'backbone.' + k: v for k, v in SwinTransformer(**_tiny_kwargs()).state_dict().items()}},
-               path)
-    model = SwinTransformerADN(**_tiny_kwargs(init_cfg=dict(type='Pretrained', checkpoint=str(path))))
-    with pytest.raises(ValueError, match="prefix='backbone.'"):
-        model.init_weights()
 
 
 def test_an_unconverted_released_checkpoint_is_refused_with_the_converter_named():
@@ -368,29 +291,6 @@ def test_flops_of_super_and_base_net_match_the_spec(swin_t_classifier):
     swin_t_classifier.backbone.skip = 'super'
     for skip, spec in SPEC_GFLOPS.items():
         assert abs(measured[skip] - spec) / spec < 0.01, measured
-
-
-# ---- Algorithm 1 -------------------------------------------------------------------------------------------
-
-
-def test_algorithm_1_defaults_give_token_kl_and_reach_the_twins():
-    model = _tiny_classifier().train()
-    inputs = torch.randn(2, 3, 64, 64)
-    samples = [DataSample().set_gt_label(i) for i in range(2)]
-    objective = SubPathDistillation(model, model.loss)
-    assert objective.features == {
-        **{f'backbone.stages.{i}': [dict(mode='tokens', levels=None, weight=1.0)] for i in range(3)},
-        'head': [dict(mode='logits', levels=None, weight=1.0)]
-    }
-    losses = objective(inputs, samples)
-    assert set(losses) == {'loss', 'loss_kl_head', *[f'loss_kl_backbone_stages_{i}' for i in range(3)]}
-    assert all(torch.isfinite(v) for v in losses.values())
-    sum(losses.values()).backward()
-    backbone = model.backbone
-    for twin, _ in backbone.twin_norm_names():
-        grad = dict(backbone.named_modules())[twin].weight.grad
-        assert grad is not None and grad.abs().sum() > 0, twin
-    assert backbone.skip == 'FFFF'
 
 
 # ---- configs and detection -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""VisionTransformerADN: equivalence with mmpretrain's ViT and with the released (torchvision) ViT-ADN, the blocks
-each sub-network runs, switching, twins, Algorithm 1, FLOPs / parameters of ViT-b/16-ADN, and the configs."""
+"""VisionTransformerADN: equivalence with the released (torchvision) ViT-ADN, the blocks each sub-network runs,
+twins, FLOPs / parameters of ViT-b/16-ADN, and the configs (the contract suite checks what every family must do:
+equivalence with mmpretrain's ViT, frozen stages, plain checkpoints, Algorithm 1)."""
 import math
 import os.path as osp
 
@@ -9,10 +10,8 @@ import torch.nn.functional as F
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmpretrain.models.backbones import VisionTransformer
 from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLayer
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer as TorchvisionViT
 
@@ -21,6 +20,8 @@ from mmadn.models import SubPathDistillation, VisionTransformerADN
 from mmadn.models.backbones.vit_adn import ADNTransformerEncoderLayer
 from mmadn.models.backbones.vit_adn_layouts import (convert, detect_layout, mmpretrain_to_released,
                                                      released_to_mmpretrain)
+
+from ._families import record_each_subnet
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = dict(embed_dims=32, num_layers=12, num_heads=2, feedforward_channels=64)
@@ -42,19 +43,12 @@ def _randomise(module):
     return module
 
 
-def _pair(**kwargs):
-    plain = _randomise(VisionTransformer(**TINY_KW, **kwargs))
-    adn = VisionTransformerADN(**TINY_KW, **kwargs)
-    adn.load_state_dict(plain.state_dict())
-    return plain, adn
-
-
-def _classifier(backbone_type='VisionTransformerADN', num_classes=10):
+def _classifier():
     return MODELS.build(
         dict(type='ImageClassifier',
-             backbone=dict(type=backbone_type, **TINY_KW),
+             backbone=dict(type='VisionTransformerADN', **TINY_KW),
              neck=None,
-             head=dict(type='VisionTransformerClsHead', num_classes=num_classes, in_channels=32,
+             head=dict(type='VisionTransformerClsHead', num_classes=10, in_channels=32,
                        loss=dict(type='CrossEntropyLoss'))))
 
 
@@ -74,55 +68,16 @@ def test_groups_skippable_blocks_and_twins_follow_the_spec():
     assert all(type(b) is ADNTransformerEncoderLayer and isinstance(b, TransformerEncoderLayer) for b in model.layers)
 
 
-@pytest.mark.parametrize('kwargs', [
-    dict(),
-    dict(out_type='raw', out_indices=[2, 7, 11]),
-    dict(out_type='featmap', out_indices=[-1]),
-    dict(out_type='avg_featmap', out_indices=[5, 11]),
-    dict(final_norm=False, out_type='raw'),
-])
-@pytest.mark.parametrize('train', [False, True])
-def test_super_net_matches_plain_vit(kwargs, train):
-    plain, adn = _pair(drop_rate=0.1 if train else 0.0, drop_path_rate=0.2 if train else 0.0, **kwargs)
-    plain.train(train)
-    adn.train(train)
-    x = torch.randn(2, 3, 32, 32)
-    torch.manual_seed(1)
-    expected = plain(x)
-    torch.manual_seed(1)  # same dropout masks: both run the same ops in the same order
-    got = adn(x)
-    assert len(got) == len(expected)
-    for e, g in zip(expected, got):
-        assert e.shape == g.shape
-        torch.testing.assert_close(g, e, rtol=0, atol=1e-6)
-
-
-def _record(model):
-    ran_blocks, ran_norms, outputs = [], [], {}
-    handles = []
-    for name, module in model.named_modules():
-        parts = name.split('.')
-        if len(parts) == 2 and parts[0] in ('layers', 'group_outputs'):
-            def hook(m, i, o, n=name):
-                outputs[n] = o
-                if n.startswith('layers'):
-                    ran_blocks.append(n)
-            handles.append(module.register_forward_hook(hook))
-        if isinstance(module, nn.LayerNorm) and name.startswith('layers.'):
-            handles.append(module.register_forward_hook(lambda m, i, o, n=name: ran_norms.append(n)))
-    return ran_blocks, ran_norms, outputs, handles
-
-
 def test_each_skip_runs_the_blocks_of_the_spec_and_group_outputs_follow():
     model = _randomise(VisionTransformerADN(**TINY_KW)).eval()
-    ran_blocks, ran_norms, outputs, _ = _record(model)
-    x = torch.randn(1, 3, 32, 32)
-    for skip in model.subnets():
-        model.skip = skip
-        ran_blocks.clear()
-        ran_norms.clear()
-        with torch.no_grad():
-            model(x)
+    outputs = {}  # (skip, module name) -> output, of the blocks and the group outputs
+    for name, module in model.named_modules():
+        if name.count('.') == 1 and name.split('.')[0] in ('layers', 'group_outputs'):
+            module.register_forward_hook(lambda m, i, o, n=name: outputs.__setitem__((model.skip, n), o))
+    ran = record_each_subnet(model, torch.randn(1, 3, 32, 32),
+                             is_block=lambda name, _: name.count('.') == 1 and name.startswith('layers.'),
+                             is_norm=lambda name, m: isinstance(m, nn.LayerNorm) and name.startswith('layers.'))
+    for skip, (ran_blocks, ran_norms) in ran.items():
         expected_blocks, expected_norms = [], []
         for flag, group in zip(skip, SPEC_GROUPS):
             for i in group:
@@ -133,11 +88,11 @@ def test_each_skip_runs_the_blocks_of_the_spec_and_group_outputs_follow():
                 expected_norms += [f'layers.{i}.ln1{suffix}', f'layers.{i}.ln2{suffix}']
         assert ran_blocks == expected_blocks, skip
         assert ran_norms == expected_norms, skip
-        assert model.active_blocks() == expected_blocks
+        assert model.active_blocks(skip) == expected_blocks
         # a group's output is its last active block's output, under one name in every sub-network
         for g, (flag, group) in enumerate(zip(skip, SPEC_GROUPS)):
             last = group[1] if flag == 'T' else group[2]
-            assert outputs[f'group_outputs.{g}'] is outputs[f'layers.{last}']
+            assert outputs[skip, f'group_outputs.{g}'] is outputs[skip, f'layers.{last}']
     assert model.blocks_per_subnet()['FFFF'] == [f'layers.{i}' for i in range(12)]
     assert model.blocks_per_subnet()['TTTT'] == [f'layers.{i}' for i in MANDATORY]
 
@@ -184,33 +139,6 @@ def test_jit_trace_and_compile_follow_the_active_subnet():
             expected = model(x)[0]
             torch.testing.assert_close(compiled(x)[0], expected)
     torch._dynamo.reset()
-
-
-def test_frozen_stages_cover_the_twins():
-    model = VisionTransformerADN(**TINY_KW, frozen_stages=2)
-    assert not model.layers[0].ln1_skip.weight.requires_grad and not model.layers[1].ln2_skip.bias.requires_grad
-    assert model.layers[3].ln1_skip.weight.requires_grad
-
-
-def test_random_init_starts_twins_as_copies_and_plain_checkpoint_fills_them(log_capture):
-    model = VisionTransformerADN(**TINY_KW)
-    _randomise(model)
-    model.init_weights()
-    sd = model.state_dict()
-    for twin, shared in model.twin_norm_names():
-        for k in ('weight', 'bias'):
-            assert torch.equal(sd[f'{twin}.{k}'], sd[f'{shared}.{k}'])
-    # a plain mmpretrain ViT classifier: twins filled from their shared norms, with one warning line
-    plain = _randomise(_classifier('VisionTransformer'))
-    adn = _classifier()
-    adn.load_state_dict(plain.state_dict(), strict=True)
-    messages = [m for m in log_capture if 'twin norms' in m]
-    assert len(messages) == 1 and 'initialised 16 of them' in messages[0]
-    for twin, shared in adn.backbone.twin_norm_names():
-        assert torch.equal(adn.backbone.state_dict()[f'{twin}.weight'], plain.backbone.state_dict()[f'{shared}.weight'])
-    # a backbone checkpoint given at the wrong prefix is refused with the prefix to use
-    with pytest.raises(ValueError, match="prefix 'backbone.'"):
-        VisionTransformerADN(**TINY_KW).load_state_dict(plain.state_dict())
 
 
 # ---- the released layout (torchvision names + twins) ------------------------------------------------------------
@@ -295,28 +223,6 @@ def test_layout_functions_refuse_what_they_cannot_place():
         mmpretrain_to_released({'conv_proj.weight': torch.zeros(1)})
     with pytest.raises(ValueError, match='torchvision / released'):
         VisionTransformerADN(**TINY_KW).load_state_dict({'conv_proj.weight': torch.zeros(1)})
-
-
-# ---- Algorithm 1 --------------------------------------------------------------------------------------------
-
-
-def test_algorithm1_trains_the_twins_through_token_features_and_logits():
-    model = _randomise(_classifier()).train()
-    inputs = torch.randn(4, 3, 32, 32)
-    samples = [DataSample().set_gt_label(i % 10) for i in range(4)]
-    objective = SubPathDistillation(model, model.loss)
-    assert objective.features == {
-        **{f'backbone.group_outputs.{g}': [dict(mode='tokens', levels=None, weight=1.0)] for g in range(3)},
-        'head': [dict(mode='logits', levels=None, weight=1.0)]}
-    losses = objective(inputs, samples)
-    assert set(losses) == {'loss', 'loss_kl_head'} | {f'loss_kl_backbone_group_outputs_{g}' for g in range(3)}
-    assert all(torch.isfinite(v) for v in losses.values())
-    assert all(losses[f'loss_kl_backbone_group_outputs_{g}'] > 0 for g in range(3))
-    sum(losses.values()).backward()
-    for twin, _ in model.backbone.twin_norm_names():
-        grad = model.backbone.get_submodule(twin).weight.grad
-        assert grad is not None and grad.abs().sum() > 0, twin
-    assert model.backbone.skip == 'FFFF'
 
 
 # ---- FLOPs, parameters ------------------------------------------------------------------------------------------
