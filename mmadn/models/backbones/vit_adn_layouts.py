@@ -23,42 +23,43 @@ from ..utils.backbone_handoff import classifier_backbone_state
 from ..utils.checkpoint_layout import CheckpointLayout, CheckpointLayouts, has_twins
 
 _BLOCK = r'encoder\.layers\.encoder_layer_(\d+)\.'
-_MM_BLOCK = r'backbone\.layers\.(\d+)\.'
 
-# (released pattern, mmpretrain replacement); the first match wins
-_TO_MMPRETRAIN: List[Tuple[str, str]] = [
-    (r'conv_proj\.(weight|bias)', r'backbone.patch_embed.projection.\1'),
-    (r'class_token', r'backbone.cls_token'),
-    (r'encoder\.pos_embedding', r'backbone.pos_embed'),
-    (r'encoder\.ln\.(weight|bias)', r'backbone.ln1.\1'),
-    (_BLOCK + r'ln_([12])(_skip)?\.(weight|bias)', r'backbone.layers.\1.ln\2\3.\4'),
-    (_BLOCK + r'self_attention\.in_proj_(weight|bias)', r'backbone.layers.\1.attn.qkv.\2'),
-    (_BLOCK + r'self_attention\.out_proj\.(weight|bias)', r'backbone.layers.\1.attn.proj.\2'),
-    (_BLOCK + r'mlp\.(?:0|linear_1)\.(weight|bias)', r'backbone.layers.\1.ffn.layers.0.0.\2'),
-    (_BLOCK + r'mlp\.(?:3|linear_2)\.(weight|bias)', r'backbone.layers.\1.ffn.layers.1.\2'),
-    (r'heads\.(head|pre_logits)\.(weight|bias)', r'head.layers.\1.\2'),
+# One name in both layouts per row: (released, mmpretrain[, older released names read too]). ``{i}`` is the block,
+# ``{p}`` weight / bias, ``{n}`` 1 / 2, ``{twin}`` the twin suffix or nothing, ``{head}`` head / pre_logits.
+_NAMES: List[Tuple[str, ...]] = [
+    ('conv_proj.{p}', 'backbone.patch_embed.projection.{p}'),
+    ('class_token', 'backbone.cls_token'),
+    ('encoder.pos_embedding', 'backbone.pos_embed'),
+    ('encoder.ln.{p}', 'backbone.ln1.{p}'),
+    ('encoder.layers.encoder_layer_{i}.ln_{n}{twin}.{p}', 'backbone.layers.{i}.ln{n}{twin}.{p}'),
+    ('encoder.layers.encoder_layer_{i}.self_attention.in_proj_{p}', 'backbone.layers.{i}.attn.qkv.{p}'),
+    ('encoder.layers.encoder_layer_{i}.self_attention.out_proj.{p}', 'backbone.layers.{i}.attn.proj.{p}'),
+    ('encoder.layers.encoder_layer_{i}.mlp.0.{p}', 'backbone.layers.{i}.ffn.layers.0.0.{p}',
+     'encoder.layers.encoder_layer_{i}.mlp.linear_1.{p}'),
+    ('encoder.layers.encoder_layer_{i}.mlp.3.{p}', 'backbone.layers.{i}.ffn.layers.1.{p}',
+     'encoder.layers.encoder_layer_{i}.mlp.linear_2.{p}'),
+    ('heads.{head}.{p}', 'head.layers.{head}.{p}'),
 ]
-
-_TO_RELEASED: List[Tuple[str, str]] = [
-    (r'backbone\.patch_embed\.projection\.(weight|bias)', r'conv_proj.\1'),
-    (r'backbone\.cls_token', r'class_token'),
-    (r'backbone\.pos_embed', r'encoder.pos_embedding'),
-    (r'backbone\.ln1\.(weight|bias)', r'encoder.ln.\1'),
-    (_MM_BLOCK + r'ln([12])(_skip)?\.(weight|bias)', r'encoder.layers.encoder_layer_\1.ln_\2\3.\4'),
-    (_MM_BLOCK + r'attn\.qkv\.(weight|bias)', r'encoder.layers.encoder_layer_\1.self_attention.in_proj_\2'),
-    (_MM_BLOCK + r'attn\.proj\.(weight|bias)', r'encoder.layers.encoder_layer_\1.self_attention.out_proj.\2'),
-    (_MM_BLOCK + r'ffn\.layers\.0\.0\.(weight|bias)', r'encoder.layers.encoder_layer_\1.mlp.0.\2'),
-    (_MM_BLOCK + r'ffn\.layers\.1\.(weight|bias)', r'encoder.layers.encoder_layer_\1.mlp.3.\2'),
-    (r'head\.layers\.(head|pre_logits)\.(weight|bias)', r'heads.\1.\2'),
-]
+_FIELDS = {'i': r'\d+', 'p': 'weight|bias', 'n': '[12]', 'twin': '(?:_skip)?', 'head': 'head|pre_logits'}
 
 
-def _rename(state_dict: Mapping[str, torch.Tensor], rules: List[Tuple[str, str]],
+def _rule(source: str, target: str) -> Tuple[re.Pattern, str]:
+    """A name template as (pattern, replacement): ``{field}`` becomes a named group and its back-reference."""
+    parts = re.split(r'\{(\w+)\}', source)  # literal, field, literal, ...
+    pattern = ''.join(f'(?P<{part}>{_FIELDS[part]})' if k % 2 else re.escape(part) for k, part in enumerate(parts))
+    return re.compile(pattern + r'\Z'), re.sub(r'\{(\w+)\}', r'\\g<\1>', target)
+
+
+# the first match wins
+_TO_MMPRETRAIN = [_rule(source, names[1]) for names in _NAMES for source in (names[0], *names[2:])]
+_TO_RELEASED = [_rule(names[1], names[0]) for names in _NAMES]
+
+
+def _rename(state_dict: Mapping[str, torch.Tensor], rules: List[Tuple[re.Pattern, str]],
             target: str) -> 'OrderedDict[str, torch.Tensor]':
-    compiled = [(re.compile(pattern + r'\Z'), repl) for pattern, repl in rules]
     out: Dict[str, torch.Tensor] = OrderedDict()
     for key, value in state_dict.items():
-        for pattern, repl in compiled:
+        for pattern, repl in rules:
             if pattern.match(key):
                 new_key = pattern.sub(repl, key)
                 break
