@@ -16,7 +16,7 @@ from mmpretrain.models.backbones import MobileNetV2
 from torch import nn
 
 from mmadn.registry import register_model
-from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
+from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType
 from ..utils.skippable import SkippableStage, num_mandatory_blocks, switchable_norms
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .mobilenet_v2_adn_layouts import MOBILENET_V2_LAYOUTS
@@ -54,11 +54,9 @@ class MobileNetV2ADN(AdaptiveDepthMixin, MobileNetV2):
     load_hook = TwinNormLoadHook(probe='layer2.0.conv.0.conv.weight', family='MobileNetV2')
 
     def __init__(self, skip: SkipType = 'super', **kwargs) -> None:
-        # Fail on a bad skip before any layer is built.
-        num_flags = sum(1 for _, _, num_blocks, _ in self.arch_settings if num_blocks >= 2)
-        flags = parse_skip(skip, num_flags, type(self).__name__)
+        num_flags = sum(1 for _, _, num_blocks, _ in self.arch_settings if num_blocks >= 2)  # stages that split
+        flags = self._begin_adaptive_depth(skip, num_flags, kwargs)
         super().__init__(**kwargs)
-        self._upstream_args = dict(kwargs)  # for export
         # the stages, and the norms outside a skippable stage (each follows the flag of a neighbouring stage)
         stages, followers = [], []
         for name, flag in self._stage_flags():

@@ -17,7 +17,7 @@ from mmpretrain.models.backbones import ResNet as MMPretrainResNet
 from torch import nn
 
 from mmadn.registry import register_model
-from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
+from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType
 from ..utils.skippable import TWIN_SUFFIX, SkippableStage, num_mandatory_blocks
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .resnet_adn_layouts import RESNET_LAYOUTS, deep_stem_renames, pooled_shortcut_renames
@@ -131,8 +131,8 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
             raise TypeError(f'in_channels must be an int (the second positional argument, as in mmdet\'s ResNet), '
                             f'got {resnet_args.arguments["in_channels"]!r}; pass the sub-network as skip=...')
         num_stages = resnet_args.arguments['num_stages']
-        # Fail on a bad skip before any layer is built.
-        flags = parse_skip(skip, num_stages, type(self).__name__)
+        flags = self._begin_adaptive_depth(skip, num_stages,
+                                           {k: v for k, v in resnet_args.arguments.items() if k != 'self'})
         if mandatory_blocks is not None and len(mandatory_blocks) != num_stages:
             raise ValueError(f'mandatory_blocks needs one entry per stage ({num_stages}), '
                              f'got {tuple(mandatory_blocks)}')
@@ -140,7 +140,6 @@ class ResNetADN(AdaptiveDepthMixin, ResNet):
         self.train_twin_stats = train_twin_stats
         self.drop_path_rate = drop_path_rate
         super().__init__(depth, *args, **kwargs)
-        self._upstream_args = {k: v for k, v in resnet_args.arguments.items() if k != 'self'}  # for export
         self._setup_adaptive_depth(flags, [(stage, index) for index, stage in enumerate(self.stages)])
 
     def make_res_layer(self, **kwargs) -> ADNResLayer:

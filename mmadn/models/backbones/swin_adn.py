@@ -14,15 +14,10 @@ from mmpretrain.models.backbones.swin_transformer import SwinBlock, SwinBlockSeq
 from torch import nn
 
 from mmadn.registry import register_model
-from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
-from ..utils.skippable import TWIN_SUFFIX, SkippableStage, SwitchableNorm, num_mandatory_blocks
+from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType
+from ..utils.skippable import TWIN_SUFFIX, SkippableStage, SwitchableNorm, norm_by_name, num_mandatory_blocks, retype
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .swin_adn_layouts import SWIN_LAYOUTS
-
-
-def _norm_property(name: str) -> property:
-    return property(lambda self: self._modules[getattr(self, name + '_name')],
-                    doc=f'The active {name}: the shared norm, or its twin ``{name}{TWIN_SUFFIX}`` while skipping.')
 
 
 class ADNSwinBlock(SwinBlock):
@@ -30,27 +25,19 @@ class ADNSwinBlock(SwinBlock):
     mmpretrain's forward keeps calling ``self.norm1(x)``, and a switch rewrites a string."""
 
     norm1_name, norm2_name = 'norm1', 'norm2'
-    norm1 = _norm_property('norm1')
-    norm2 = _norm_property('norm2')
+    norm1 = norm_by_name('norm1')
+    norm2 = norm_by_name('norm2')
 
 
 class ADNPatchMerging(PatchMerging):
     """Patch merging reading its ``norm`` through ``norm_name``: it follows the flag of the stage it feeds."""
 
     norm_name = 'norm'
-    norm = _norm_property('norm')
-
-
-def _promote(module: nn.Module, cls: type) -> nn.Module:
-    """Give an mmpretrain-built module its ADN subclass in place (same parameters, nothing rebuilt):
-    mmpretrain's SwinTransformer builds its stages, blocks and patch merging inline, with no override point such
-    as mmdet's ``make_res_layer``, so its construction (and names) stay untouched."""
-    module.__class__ = cls
-    return module
+    norm = norm_by_name('norm')
 
 
 def _block_norms(block: nn.Module) -> List[Tuple[nn.Module, str]]:
-    _promote(block, ADNSwinBlock)
+    retype(block, ADNSwinBlock)
     return [(block, 'norm1_name'), (block, 'norm2_name')]
 
 
@@ -109,9 +96,9 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
                  skip: SkipType = 'super',
                  mandatory_depths: Optional[Sequence[int]] = None,
                  **kwargs) -> None:
-        depths = self._arch_depths(arch)
-        # Fail on a bad skip or split before any layer is built.
-        flags = parse_skip(skip, len(depths), type(self).__name__)
+        depths = self._arch_setting(arch, 'depths')
+        flags = self._begin_adaptive_depth(skip, len(depths), kwargs)
+        # a bad split, too, fails before any layer is built
         if mandatory_depths is None:
             mandatory_depths = [num_mandatory_blocks(n) for n in depths]
         mandatory_depths = tuple(int(m) for m in mandatory_depths)
@@ -119,28 +106,16 @@ class SwinTransformerADN(AdaptiveDepthMixin, SwinTransformer):
             raise ValueError(f'mandatory_depths needs one entry per stage, each in [1, depth]; got '
                              f'{mandatory_depths} for depths {tuple(depths)}')
         super().__init__(arch=arch, **kwargs)
-        self._upstream_args = dict(kwargs)  # for export
         self.mandatory_depths = mandatory_depths
         for index, (stage, num_mandatory) in enumerate(zip(self.stages, mandatory_depths)):
-            _promote(stage, ADNSwinBlockSequence).setup_skippable(
+            retype(stage, ADNSwinBlockSequence).setup_skippable(
                 num_mandatory, [f'stages.{index}.blocks.{j}' for j in range(len(stage.blocks))], _block_norms)
         # a patch merging's norm follows the flag of the stage it feeds (mmpretrain keeps it in the stage before)
-        followers = [(SwitchableNorm(_promote(stage.downsample, ADNPatchMerging), 'norm_name'), index + 1)
+        followers = [(SwitchableNorm(retype(stage.downsample, ADNPatchMerging), 'norm_name'), index + 1)
                      for index, stage in enumerate(self.stages[:-1])
                      if self.stages[index + 1].is_skippable and isinstance(stage.downsample, PatchMerging)
                      and isinstance(stage.downsample._modules.get('norm'), nn.Module)]
         self._setup_adaptive_depth(flags, [(stage, index) for index, stage in enumerate(self.stages)], followers)
-
-    @classmethod
-    def _arch_depths(cls, arch) -> List[int]:
-        if isinstance(arch, str):
-            if arch.lower() not in cls.arch_zoo:
-                raise ValueError(f'Unknown Swin arch {arch!r}; choose from {sorted(set(cls.arch_zoo))} or give a '
-                                 "dict with 'embed_dims', 'depths', 'num_heads'.")
-            return list(cls.arch_zoo[arch.lower()]['depths'])
-        if not isinstance(arch, dict) or 'depths' not in arch:
-            raise ValueError(f"A custom Swin arch is a dict with 'embed_dims', 'depths', 'num_heads'; got {arch!r}")
-        return list(arch['depths'])
 
     def stage_module_names(self) -> List[str]:
         return [f'stages.{i}' for i in range(len(self.stages))]

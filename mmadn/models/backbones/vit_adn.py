@@ -19,8 +19,8 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import nn
 
 from mmadn.registry import register_model
-from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType, parse_skip
-from ..utils.skippable import BlockGroup
+from ..utils.adaptive_depth import AdaptiveDepthMixin, SkipType
+from ..utils.skippable import BlockGroup, norm_by_name, retype
 from ..utils.twin_norm_loading import TwinNormLoadHook
 from .vit_adn_layouts import VIT_LAYOUTS
 
@@ -31,36 +31,17 @@ def _block_norms(block: nn.Module) -> List[Tuple[nn.Module, str]]:
 
 class ADNTransformerEncoderLayer(TransformerEncoderLayer):
     """mmpretrain's encoder block reading its two LayerNorms by name (``ln1_name``, ``ln2_name``, as mmdet's
-    ResNet blocks read ``normK_name``), so selecting the twins is a string assignment.
+    ResNet blocks read ``normK_name``), so selecting the twins is a string assignment; mmpretrain's forward runs
+    unchanged.
 
     It adds no parameter and no init: ``VisionTransformerADN`` re-types the blocks mmpretrain built (its
-    ``VisionTransformer`` hard-codes the block class and has no override point such as mmdet's
-    ``make_res_layer``), which keeps every weight, initialisation and name exactly mmpretrain's.
+    ``VisionTransformer`` hard-codes the block class), which keeps every weight, initialisation and name exactly
+    mmpretrain's.
     """
 
-    ln1_name = 'ln1'
-    ln2_name = 'ln2'
-
-    @classmethod
-    def adopt(cls, block: TransformerEncoderLayer) -> 'ADNTransformerEncoderLayer':
-        if type(block) is not TransformerEncoderLayer:
-            raise TypeError(f'Expected mmpretrain TransformerEncoderLayer blocks, got {type(block).__name__}')
-        block.__class__ = cls
-        return block
-
-    @property
-    def norm1(self):
-        return getattr(self, self.ln1_name)
-
-    @property
-    def norm2(self):
-        return getattr(self, self.ln2_name)
-
-    def forward(self, x):
-        # mmpretrain's TransformerEncoderLayer.forward with the norms looked up by name
-        x = x + self.attn(getattr(self, self.ln1_name)(x))
-        x = self.ffn(getattr(self, self.ln2_name)(x), identity=x)
-        return x
+    ln1_name, ln2_name = 'ln1', 'ln2'
+    ln1 = norm_by_name('ln1')
+    ln2 = norm_by_name('ln2')
 
 
 @register_model
@@ -91,12 +72,11 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
     norms_fold = False  # LayerNorms: nothing to fold on export
 
     def __init__(self, arch='base', skip: SkipType = 'super', blocks_per_group: int = 3, **kwargs) -> None:
-        num_layers = self._num_layers_of(arch)
+        num_layers = self._arch_setting(arch, 'num_layers')
         if blocks_per_group < 1:
             raise ValueError(f'blocks_per_group must be >= 1, got {blocks_per_group}')
         num_groups = math.ceil(num_layers / blocks_per_group)
-        # Fail on a bad skip before any layer is built.
-        flags = parse_skip(skip, num_groups, type(self).__name__)
+        flags = self._begin_adaptive_depth(skip, num_groups, kwargs)
         super().__init__(arch=arch, **kwargs)
         self.blocks_per_group = blocks_per_group
         self.groups: List[Tuple[int, ...]] = [
@@ -104,26 +84,13 @@ class VisionTransformerADN(AdaptiveDepthMixin, VisionTransformer):
             for g in range(num_groups)
         ]
         self.group_outputs = ModuleList([nn.Identity() for _ in range(num_groups)])
-        self._upstream_args = dict(kwargs)  # for export
         self._block_groups = []
         for g, group in enumerate(self.groups):
-            stage = BlockGroup([ADNTransformerEncoderLayer.adopt(self.layers[i]) for i in group])
+            stage = BlockGroup([retype(self.layers[i], ADNTransformerEncoderLayer) for i in group])
             # the last block of a group of two or more is its skippable part
             stage.setup_skippable(max(1, len(group) - 1), [f'layers.{i}' for i in group], _block_norms)
             self._block_groups.append(stage)
         self._setup_adaptive_depth(flags, [(stage, g) for g, stage in enumerate(self._block_groups)])
-
-    @classmethod
-    def _num_layers_of(cls, arch) -> int:
-        if isinstance(arch, str):
-            settings = cls.arch_zoo.get(arch.lower())
-            if settings is None:
-                raise ValueError(f'Arch {arch} is not in default archs {set(cls.arch_zoo)}')
-            return settings['num_layers']
-        if not isinstance(arch, dict) or 'num_layers' not in arch:
-            raise ValueError(f'A custom arch must be a dict with num_layers (and embed_dims, num_heads, '
-                             f'feedforward_channels), got {arch!r}')
-        return arch['num_layers']
 
     # ---- which blocks run ----------------------------------------------------------------------------------
 

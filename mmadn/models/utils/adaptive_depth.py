@@ -8,13 +8,14 @@ import copy
 import functools
 import itertools
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from torch import nn
 
-from .skippable import TWIN_SUFFIX, SkippableStage, SwitchableNorm
+from .skippable import TWIN_SUFFIX, SkippableStage, SwitchableNorm, norm_plan, select_norms
+from .static_export import build_static_backbone
 
-__all__ = ['AdaptiveDepthMixin', 'SkipType', 'TWIN_SUFFIX', 'parse_skip', 'skip_to_str', 'all_skips',
+__all__ = ['AdaptiveDepthMixin', 'FAMILY_DUTIES', 'SkipType', 'TWIN_SUFFIX', 'parse_skip', 'skip_to_str', 'all_skips',
            'trains_every_path', 'is_pretrained_init']
 
 SkipType = Union[str, Sequence[bool]]
@@ -106,20 +107,75 @@ def trains_every_path(skips: Sequence[SkipType]) -> bool:
     return all(len({f[i] for f in per_flag}) == 2 for i in range(num_flags))
 
 
+# What a backbone family must declare itself, and how: checked when its class statement runs.
+FAMILY_DUTIES = {
+    'load_hook': ("a class attribute: TwinNormLoadHook(probe=<a key every checkpoint of the family has>, "
+                  "family=<the plain network's name>), which fills a plain checkpoint's twins on load and refuses "
+                  'a foreign layout'),
+    'checkpoint_layouts': ('a class attribute: CheckpointLayouts(arch, family, hub, layouts) declared in '
+                           '<family>_layouts.py, by which the converter detects and converts checkpoints'),
+    'static_config': ('def static_config(self, blocks_per_stage) -> dict: the config of the upstream network that '
+                      'holds blocks_per_stage blocks, what to_static() builds and loads'),
+    'stage_module_names': ("def stage_module_names(self) -> List[str]: the modules producing each stage's output, "
+                           'which distillation and the depth analyses record'),
+}
+
+
 class AdaptiveDepthMixin:
     """What every ADN backbone has, written once: ``skip`` (get/set), ``switch()``, ``subnets()``, the names of
     the blocks each sub-network runs and of the twins, twin init, ``train`` and export (``to_static``).
 
-    A backbone declares its checkpoints (``checkpoint_layouts``, ``load_hook``), its export (``static_config``)
-    and, at the end of its ``__init__``, where its parts are (``_setup_adaptive_depth``): its ``SkippableStage`` s
-    with the flag each follows, and any ``SwitchableNorm`` outside a stage with its flag (e.g. a norm that feeds a
-    stage). Switching only flips Python attributes: it never rebuilds, copies or allocates.
+    A family subclasses it before its upstream class (``class ResNetADN(AdaptiveDepthMixin, ResNet)``) and
+    declares ``FAMILY_DUTIES``, which is checked when the class is created (``abstract=True`` in the class
+    statement defers the check to the subclasses of a partial base). Its ``__init__`` calls
+    ``_begin_adaptive_depth`` before the upstream one (a bad ``skip`` fails before any layer is built; the upstream
+    arguments are kept for export) and ``_setup_adaptive_depth`` at its end, with where its parts are: its
+    ``SkippableStage`` s with the flag each follows, and any ``SwitchableNorm`` outside a stage with its flag
+    (e.g. a norm that feeds a stage). Switching only flips Python attributes: it never rebuilds, copies or
+    allocates.
     """
 
     num_skip_flags: int
     _skip_flags: Tuple[bool, ...]
+    _upstream_args: Dict[str, Any]  # the upstream constructor's arguments, passed on by static_config
     norms_fold = True  # BatchNorms, foldable into the convolutions on export; LayerNorms are not
-    load_hook: object  # a TwinNormLoadHook: fills a plain checkpoint's missing twins, refuses foreign ones
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if nn.Module in cls.__mro__ and cls.__mro__.index(nn.Module) < cls.__mro__.index(AdaptiveDepthMixin):
+            raise TypeError(f'{cls.__name__} lists its upstream network before AdaptiveDepthMixin, whose '
+                            '__init__-time checks, init_weights, train and export would then be shadowed: write '
+                            f'class {cls.__name__}(AdaptiveDepthMixin, <upstream network>).')
+        missing = [name for name in FAMILY_DUTIES if getattr(cls, name, None) is None]
+        if missing and not abstract:
+            duties = ''.join(f'\n  - {name}: {FAMILY_DUTIES[name]}' for name in missing)
+            raise TypeError(
+                f'{cls.__name__} is an ADN backbone family (an AdaptiveDepthMixin) but does not declare '
+                f'{", ".join(missing)}. Add to the class:{duties}\nSee docs/adn.md, "Adding a backbone family" '
+                '(or write abstract=True in the class statement of a base that its subclasses complete).')
+
+    @classmethod
+    def _arch_setting(cls, arch: Union[str, dict], key: str) -> Any:
+        """``key`` of an mmpretrain ``arch`` (a name in the upstream's ``arch_zoo``, or a dict), read before the
+        upstream is built to count the skip flags; a bad arch is refused with the choices."""
+        keys = sorted(next(iter(cls.arch_zoo.values())))
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_zoo:
+                raise ValueError(f'Unknown {cls.__name__} arch {arch!r}; choose from {sorted(set(cls.arch_zoo))} '
+                                 f'or give a dict with {keys}.')
+            return cls.arch_zoo[arch.lower()][key]
+        if not isinstance(arch, dict) or key not in arch:
+            raise ValueError(f'A custom {cls.__name__} arch is a dict with {keys}; got {arch!r}')
+        return arch[key]
+
+    def _begin_adaptive_depth(self, skip: SkipType, num_flags: int,
+                              upstream_args: Mapping[str, Any]) -> Tuple[bool, ...]:
+        """First step of a family's ``__init__``, before the upstream one: check ``skip`` (a bad one fails before
+        any layer is built) and keep the upstream arguments for ``static_config``. Returns the flags that
+        ``_setup_adaptive_depth`` applies."""
+        flags = parse_skip(skip, num_flags, type(self).__name__)
+        self._upstream_args = dict(upstream_args)
+        return flags
 
     def _setup_adaptive_depth(self, flags: Tuple[bool, ...], stages: Sequence[Tuple[SkippableStage, int]],
                               follower_norms: Sequence[Tuple[SwitchableNorm, int]] = ()) -> None:
@@ -128,9 +184,12 @@ class AdaptiveDepthMixin:
         self._follower_norms = list(follower_norms)
         for stage, _ in self._adn_stages:
             stage.checkpoint_norms(self.norm_slots())
-        # what a switch touches, flattened once: the stages that can skip, the outside norms' attributes
+        # what a switch touches, flattened once: the stages that can skip, the outside norms by the flag they follow
+        followers: Dict[int, List[SwitchableNorm]] = {}
+        for slot, index in self._follower_norms:
+            followers.setdefault(index, []).append(slot)
         self._switch_plan = ([(stage, index) for stage, index in self._adn_stages if stage.is_skippable],
-                             [(s.owner, s.attr, s.shared, s.twin, index) for s, index in self._follower_norms])
+                             [(index, norm_plan(slots)) for index, slots in followers.items()])
         self._skip_flags = flags
         self._apply_skip(flags)
         self.register_load_state_dict_pre_hook(self.load_hook)
@@ -139,8 +198,8 @@ class AdaptiveDepthMixin:
         stages, followers = self._switch_plan
         for stage, index in stages:
             stage.set_skip(flags[index])
-        for owner, attr, shared, twin, index in followers:  # SwitchableNorm.select, inlined
-            object.__setattr__(owner, attr, twin if flags[index] else shared)
+        for index, plan in followers:
+            select_norms(plan, flags[index])
 
     @property
     def skip(self) -> str:
@@ -177,10 +236,6 @@ class AdaptiveDepthMixin:
     def blocks_per_subnet(self) -> Dict[str, List[str]]:
         """Every sub-network and the blocks it runs."""
         return {skip: self.active_blocks(skip) for skip in self.subnets()}
-
-    def stage_module_names(self) -> List[str]:
-        """Names (relative to the backbone) of the modules producing each stage's output, in order."""
-        raise NotImplementedError
 
     def distill_stage_features(self) -> Dict[str, dict]:
         """Stage outputs distilled by default in classification (module name relative to the backbone -> spec):
@@ -221,15 +276,10 @@ class AdaptiveDepthMixin:
         return self  # mmdet's / mmpretrain's return None; nn.Module.train returns self, so model.eval() chains
 
     # ---- export ---------------------------------------------------------------------------------------------
-    def static_config(self, blocks_per_stage: Sequence[int]) -> dict:
-        """The config of the upstream network holding ``blocks_per_stage`` blocks (the backbone's declaration)."""
-        raise NotImplementedError
-
     def to_static(self, fuse: bool = False) -> Tuple[dict, nn.Module]:
         """The active sub-network as an upstream backbone (mmdet / mmpretrain, no switching code) and its config:
         skipped blocks gone, each norm the one this sub-network uses, under the shared names. With ``fuse``,
         BatchNorms are folded into their convolutions. Its outputs equal this backbone's."""
-        from mmadn.models.backbones.static_backbones import build_static_backbone  # imports the backbones
         if fuse and not self.norms_fold:
             raise ValueError(f'{type(self).__name__} has LayerNorms, which depend on their input and cannot be '
                              'folded into a layer: export it with fuse=False.')

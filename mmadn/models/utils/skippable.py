@@ -2,7 +2,9 @@
 
 ``SwitchableNorm``: a norm with a twin. The owner reads its norm through a string attribute (mmdet's ResNet blocks
 read ``norm1`` through ``norm1_name``, mmcv's ConvModule through ``norm_name``); selecting the twin rewrites that
-string, so a depth switch never rebuilds, copies or allocates.
+string (``select_norms``, the one place that does), so a depth switch never rebuilds, copies or allocates. An
+upstream module that reads its norm directly (``self.norm1(x)``) is given, in place, a subclass that reads it by
+name (``retype``, ``norm_by_name``).
 
 ``SkippableStage``: a stage whose first ``num_mandatory`` blocks always run and whose other blocks are skipped while
 ``skip`` is set; its mandatory blocks' norms are ``SwitchableNorm`` s following the same flag. It runs only its active
@@ -30,6 +32,11 @@ def num_mandatory_blocks(num_blocks: int) -> int:
     return max(1, min(num_blocks - 1, math.ceil(num_blocks / 2)))
 
 
+# What a switch writes, flattened once from the ``SwitchableNorm`` s: ``(owner, attr, name)`` per norm, the shared
+# names first, then the twins' (indexed by ``use_twin``).
+NormPlan = Tuple[List[Tuple[nn.Module, str, str]], List[Tuple[nn.Module, str, str]]]
+
+
 class SwitchableNorm:
     """The norm ``owner`` reads through its string attribute ``attr``: the shared one, or its twin while skipping.
 
@@ -44,15 +51,6 @@ class SwitchableNorm:
         self.twin = self.shared + TWIN_SUFFIX
         owner.add_module(self.twin, copy.deepcopy(owner._modules[self.shared]))
 
-    def select(self, use_twin: bool) -> None:
-        # a plain string attribute: object.__setattr__ is what nn.Module.__setattr__ ends in for it, minus its
-        # bookkeeping, which keeps a switch in the microseconds
-        object.__setattr__(self.owner, self.attr, self.twin if use_twin else self.shared)
-
-    @property
-    def uses_twin(self) -> bool:
-        return getattr(self.owner, self.attr) == self.twin
-
     def copy_shared_to_twin(self) -> None:
         self.owner._modules[self.twin].load_state_dict(self.owner._modules[self.shared].state_dict())
 
@@ -62,6 +60,41 @@ class SwitchableNorm:
         if getattr(self.owner, self.attr) == self.twin:
             self.owner._modules[self.shared] = in_use  # same key, same place in the state dict
         object.__setattr__(self.owner, self.attr, self.shared)
+
+
+def norm_plan(slots: Iterable[SwitchableNorm]) -> NormPlan:
+    slots = list(slots)
+    return [(s.owner, s.attr, s.shared) for s in slots], [(s.owner, s.attr, s.twin) for s in slots]
+
+
+def select_norms(plan: NormPlan, use_twin: bool, _assign=object.__setattr__) -> None:
+    """The switch of a set of norms: each owner's string attribute names the twin or the shared norm.
+
+    A plain string attribute: ``object.__setattr__`` is what ``nn.Module.__setattr__`` ends in for it, minus its
+    bookkeeping, which keeps a depth switch in the microseconds.
+    """
+    for owner, attr, name in plan[use_twin]:
+        _assign(owner, attr, name)
+
+
+def norm_by_name(name: str) -> property:
+    """A property serving the norm registered as ``name``, or its twin, whichever ``<name>_name`` holds: upstream
+    code calling ``self.<name>(x)`` then follows the switch (what mmdet's blocks do with ``normK_name``)."""
+    attr = name + '_name'
+    return property(lambda self: self._modules[getattr(self, attr)],
+                    doc=f'The active {name}: the shared norm, or its twin ``{name}{TWIN_SUFFIX}`` while skipping.')
+
+
+def retype(module: nn.Module, cls: type) -> nn.Module:
+    """Give an upstream-built ``module`` its ADN subclass ``cls`` in place (one reading its norms by name): same
+    parameters, names and init, nothing rebuilt. For upstream networks that build their blocks inline, with no
+    override point such as mmdet's ``make_res_layer``. ``cls`` must extend the module's exact class: a subclass of
+    it may have its own forward, which ``cls`` would silently replace."""
+    if not issubclass(cls, type(module)):
+        raise TypeError(f'{cls.__name__} cannot take over a {type(module).__name__}, a class it does not extend '
+                        f'(a subclass of the upstream one?): give {type(module).__name__} its own ADN subclass.')
+    module.__class__ = cls
+    return module
 
 
 def switchable_norms(blocks: Iterable[nn.Module], norm_attrs: Callable[[nn.Module], Sequence[Tuple[nn.Module, str]]]
@@ -92,7 +125,7 @@ class SkippableStage:
         self.skip = False
         mandatory = blocks[:num_mandatory] if self.is_skippable else []
         self.norm_slots = switchable_norms(mandatory, norm_attrs)
-        self._switch_plan = [(s.owner, s.attr, s.shared, s.twin) for s in self.norm_slots]  # what set_skip rewrites
+        self._switch_plan = norm_plan(self.norm_slots)  # what set_skip rewrites
         self.with_cp = disable_block_checkpointing(blocks)
         self.checkpoint_norms(self.norm_slots)
 
@@ -120,8 +153,7 @@ class SkippableStage:
         if skip == self.skip:
             return
         object.__setattr__(self, 'skip', skip)  # plain attribute, no nn.Module bookkeeping: microseconds
-        for owner, attr, shared, twin in self._switch_plan:  # SwitchableNorm.select, inlined: a switch is this loop
-            object.__setattr__(owner, attr, twin if skip else shared)
+        select_norms(self._switch_plan, skip)
 
     def active_block_names(self, skip: bool) -> Tuple[str, ...]:
         return self.block_names[:self.num_mandatory if skip and self.is_skippable else len(self.block_names)]
@@ -151,7 +183,7 @@ class SkippableStage:
         elif self.blocks_attr is not None:
             blocks = getattr(self, self.blocks_attr)
             setattr(self, self.blocks_attr, type(blocks)(list(blocks)[:num_active]))
-        self.norm_slots, self._switch_plan, self.num_mandatory, self.skip = [], [], num_active, False
+        self.norm_slots, self._switch_plan, self.num_mandatory, self.skip = [], norm_plan([]), num_active, False
         self.block_names = self.block_names[:num_active]
         self._cp_slots = self._cp_slots[:num_active]
         return self
