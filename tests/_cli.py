@@ -1,7 +1,12 @@
-"""Run the project's command-line tools in a subprocess, as a user would."""
+"""Run the project's command-line tools as a user would: in a subprocess (``run_tool``), or, where the test is
+about what a tool says and not about the process, in this process (``run_main``: no second torch + mmdet
+import, a few seconds a call on this project's CPU machines)."""
+import inspect
 import os
 import subprocess
 import sys
+import traceback
+import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Threads of every tool run: the caller's OMP_NUM_THREADS (``make test`` gives each of its parallel pytest workers
@@ -29,13 +34,34 @@ def load_tool(path):
 
 
 def run_main(capsys, path, *argv):
-    """Run a tool's main() in this process (its imports are already paid for): (exit code, stdout + stderr)."""
+    """Run a tool's main() in this process: (exit code, stdout + stderr), as the tool would end in a shell.
+
+    ``argv`` reaches main() as its argument, or as ``sys.argv`` for a main() that reads the command line
+    itself. An uncaught exception gives exit code 1 and its traceback, warnings are printed as Python prints
+    them, and what the tool changes in ``os.environ`` (LOCAL_RANK) or ``sys.path`` is put back afterwards."""
+    argv = [str(a) for a in argv]
+    saved_argv, saved_path, saved_environ = sys.argv, list(sys.path), dict(os.environ)
     capsys.readouterr()
     try:
-        code = load_tool(path).main([str(a) for a in argv]) or 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-        if not isinstance(exit_.code, int) and exit_.code is not None:
-            print(exit_.code)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            try:
+                sys.argv = [os.path.join(ROOT, path), *argv]
+                main = load_tool(path).main
+                code = (main(argv) if inspect.signature(main).parameters else main()) or 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+                if not isinstance(exit_.code, int) and exit_.code is not None:
+                    print(exit_.code, file=sys.stderr)
+            except Exception:  # noqa: BLE001  (the interpreter's own ending of a tool)
+                traceback.print_exc()
+                code = 1
+        for warning in caught:
+            print(warnings.formatwarning(warning.message, warning.category, warning.filename, warning.lineno),
+                  end='', file=sys.stderr)
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        os.environ.clear()
+        os.environ.update(saved_environ)
     captured = capsys.readouterr()
     return code, captured.out + captured.err

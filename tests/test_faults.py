@@ -19,7 +19,7 @@ from mmadn.models import ResNetADN
 from mmadn.utils import (CheckpointMismatchError, CorruptCheckpointError, UnsafeCheckpointError, load_config,
                          safe_torch_load, set_strict_load)
 
-from ._cli import run_tool
+from ._cli import run_main, run_tool
 
 CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 
@@ -123,20 +123,20 @@ def test_pretrained_inits_keep_working_and_refuse_what_does_not_fit(tmp_path):
         ResNetADN(18, init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'other.pth'))).init_weights()
 
 
-def test_test_tool_refuses_a_checkpoint_that_does_not_load(tmp_path, tiny_data):
+def test_test_tool_refuses_a_checkpoint_that_does_not_load(tmp_path, tiny_data, capsys):
     path = tmp_path / 'tv.pth'
     torch.save(_torchvision_resnet18(), path)
-    code, out = run_tool('tools/test.py', CONFIG, path, '--work-dir', tmp_path, '--cfg-options',
-                         *_options(tiny_data), check=False)
+    code, out = run_main(capsys, 'tools/test.py', CONFIG, path, '--work-dir', tmp_path, '--cfg-options',
+                         *_options(tiny_data))
     assert code != 0 and 'CheckpointMismatchError' in out and 'does not fit the model ImageClassifier' in out
     assert 'accuracy/top1' not in out  # no figure of a random model
 
 
-def test_fine_tuning_from_a_checkpoint_with_another_head_needs_the_opt_in(tmp_path, tiny_data, one_iter_checkpoint):
+def test_fine_tuning_from_a_checkpoint_with_another_head_needs_the_opt_in(tmp_path, tiny_data, one_iter_checkpoint,
+                                                                         capsys):
     opts = _options(tiny_data, num_classes=3) + [f'load_from={one_iter_checkpoint}', 'train_cfg.max_iters=1',
                                                  'train_cfg.val_interval=10']
-    code, out = run_tool('tools/train.py', CONFIG, '--work-dir', tmp_path / 'a', '--cfg-options', *opts,
-                         check=False)
+    code, out = run_main(capsys, 'tools/train.py', CONFIG, '--work-dir', tmp_path / 'a', '--cfg-options', *opts)
     assert code != 0 and 'head.fc.weight: checkpoint (2, 512), model (3, 512)' in out
     assert not osp.exists(tmp_path / 'a' / 'iter_1.pth')
     run_tool('tools/train.py', CONFIG, '--work-dir', tmp_path / 'b', '--cfg-options', *opts, 'strict_load=False')
@@ -244,9 +244,9 @@ def test_new_top_level_keys_on_purpose_and_keys_the_runner_reads_are_accepted():
     assert cfg.find_unused_parameters is True
 
 
-def test_train_tool_stops_on_a_top_level_typo_before_training(tmp_path, tiny_data):
-    code, out = run_tool('tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options', *_options(tiny_data),
-                         'load_form=x.pth', check=False)
+def test_train_tool_stops_on_a_top_level_typo_before_training(tmp_path, tiny_data, capsys):
+    code, out = run_main(capsys, 'tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options',
+                         *_options(tiny_data), 'load_form=x.pth')
     assert code != 0 and "Did you mean 'load_from'?" in out
     assert not os.listdir(tmp_path)  # no run was started
 
@@ -256,8 +256,8 @@ def test_train_tool_stops_on_a_top_level_typo_before_training(tmp_path, tiny_dat
 
 @pytest.mark.parametrize('args, says', [(['--num-train', '0'], 'need at least one train and one val image'),
                                         (['--size', '8', '8'], 'must be at least 20 x 20, got (8, 8)')])
-def test_make_synthetic_coco_refuses_what_it_cannot_generate(tmp_path, args, says):
-    code, out = run_tool('tools/misc/make_synthetic_coco.py', tmp_path / 'coco', *args, check=False)
+def test_make_synthetic_coco_refuses_what_it_cannot_generate(tmp_path, args, says, capsys):
+    code, out = run_main(capsys, 'tools/misc/make_synthetic_coco.py', tmp_path / 'coco', *args)
     assert code == 2 and says in out
     assert not osp.exists(tmp_path / 'coco')
     with pytest.raises(ValueError, match='at least'):

@@ -14,7 +14,7 @@ from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmadn.datasets import make_classification_folder
 from mmadn.utils import UnsafeCheckpointError, safe_torch_load
 
-from ._cli import run_tool
+from ._cli import run_main, run_tool
 
 CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
 
@@ -123,7 +123,7 @@ class _Payload:
         return (open, (str(self.marker), 'w'))
 
 
-def test_foreign_pickled_object_is_refused_and_nothing_runs(tmp_path, tiny_cls_data):
+def test_foreign_pickled_object_is_refused_and_nothing_runs(tmp_path, tiny_cls_data, capsys):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {'w': torch.zeros(1)}, 'meta': {'x': _Payload(marker)}}, path)
@@ -131,8 +131,8 @@ def test_foreign_pickled_object_is_refused_and_nothing_runs(tmp_path, tiny_cls_d
         _load_checkpoint(str(path))  # mmengine's own entry point, used by load_from, resume and Pretrained
     assert 'io.open' in str(err.value)
     assert not marker.exists()
-    code, out = run_tool('tools/test.py', CONFIG, path, '--work-dir', tmp_path, '--cfg-options',
-                         *_data_options(tiny_cls_data), check=False)
+    code, out = run_main(capsys, 'tools/test.py', CONFIG, path, '--work-dir', tmp_path, '--cfg-options',
+                         *_data_options(tiny_cls_data))
     assert code != 0 and 'Refusing to load' in out
     assert not marker.exists()
 
@@ -143,19 +143,18 @@ def test_plain_tensor_checkpoint_still_loads(tmp_path):
     assert torch.equal(_load_checkpoint(str(path))['state_dict']['w'], torch.ones(2))
 
 
-def test_missing_dataset_is_reported_before_building_anything(tmp_path):
-    code, out = run_tool('tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options',
-                         f'train_dataloader.dataset.data_root={tmp_path}/nowhere', check=False)
+def test_missing_dataset_is_reported_before_building_anything(tmp_path, capsys):
+    code, out = run_main(capsys, 'tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options',
+                         f'train_dataloader.dataset.data_root={tmp_path}/nowhere')
     assert code != 0
     assert f'The train dataset is missing: {tmp_path}/nowhere does not exist' in out
     assert 'make_synthetic_digits.py' in out
     assert not list(tmp_path.glob('*/vis_data'))  # no run was started
 
 
-def test_cfg_option_typo_is_flagged(tmp_path, tiny_cls_data):
-    code, out = run_tool('tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options',
-                         *_data_options(tiny_cls_data), 'model.backbone.skp=TTFF', 'train_cfg.max_iters=1',
-                         check=False)
+def test_cfg_option_typo_is_flagged(tmp_path, tiny_cls_data, capsys):
+    code, out = run_main(capsys, 'tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options',
+                         *_data_options(tiny_cls_data), 'model.backbone.skp=TTFF', 'train_cfg.max_iters=1')
     assert code != 0
     assert 'model.backbone.skp=... adds a key the config does not have' in out
     assert "unexpected keyword argument 'skp'" in out

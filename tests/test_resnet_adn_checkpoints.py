@@ -97,7 +97,9 @@ def test_converter_tool_round_trip(tmp_path, capsys):
     src = tmp_path / 'released.pth'
     torch.save(released, src)
     tool = 'tools/model_converters/adn_converter.py'
-    assert run_main(capsys, tool, src, tmp_path / 'cls.pth', '--to', 'mmpretrain')[0] == 0
-    assert run_main(capsys, tool, tmp_path / 'cls.pth', tmp_path / 'back.pth', '--to', 'released')[0] == 0
+    for args in ((src, tmp_path / 'cls.pth', '--to', 'mmpretrain'),
+                 (tmp_path / 'cls.pth', tmp_path / 'back.pth', '--to', 'released')):
+        code, out = run_main(capsys, tool, *args)
+        assert code == 0, out
     back = torch.load(tmp_path / 'back.pth', weights_only=True)
     assert list(back) == list(released) and all(torch.equal(back[k], released[k]) for k in released)
