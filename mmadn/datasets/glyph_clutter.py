@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .scene_coco import ClassDeck, Layer, check_scene_args, write_coco_splits
+from .scene_coco import ClassDeck, Layer, check_scene_args, write_scene_splits
 
 GLYPH_CLASSES = ('A', 'B', 'E', 'H', 'K', 'M', 'R', 'S', 'X', 'Z', '3', '4')
 DISTRACTOR_GLYPHS = ('O', 'C', 'L', 'T', 'U', 'V', '1', '7')  # no look-alike of a class (no F, P, 8, 5, ...)
@@ -165,7 +165,7 @@ def make_glyph_clutter(root: str,
         raise ValueError(f'need 1 <= min_objects <= max_objects and max_distractors >= 0, got {min_objects}, '
                          f'{max_objects}, {max_distractors}')
     # a glyph is thin: at least half of its (dilated) strokes must stay visible for it to be annotated
-    return write_coco_splits(
+    return write_scene_splits(
         root, num_train, num_val, tuple(size), GLYPH_CLASSES, 'glyph',
         lambda rng, deck: _make_scene(rng, deck, tuple(size), min_objects, max_objects, max_distractors), seed,
         min_visible=0.5, min_area=12)

@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .scene_coco import ClassDeck, Layer, check_scene_args, write_coco_splits
+from .scene_coco import ClassDeck, Layer, check_scene_args, write_scene_splits
 
 # class -> (file in skimage/data, region (x0, y0, x1, y1) that holds the object); coin / face / horse: see below
 PHOTO_REGIONS = {
@@ -239,6 +239,6 @@ def make_photo_objects(root: str,
     check_scene_args(num_train, num_val, size, MIN_IMAGE_SIZE)
     if max_objects < 1 or max_distractors < 0:
         raise ValueError(f'need max_objects >= 1 and max_distractors >= 0, got {max_objects}, {max_distractors}')
-    return write_coco_splits(
+    return write_scene_splits(
         root, num_train, num_val, tuple(size), PHOTO_CLASSES, 'photo',
         lambda rng, deck: _make_scene(rng, deck, tuple(size), max_objects, max_distractors), seed)

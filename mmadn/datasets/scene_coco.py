@@ -58,24 +58,24 @@ def visible_instances(layers: Sequence[Layer], min_visible: float = 0.3, min_are
     return annotations[::-1]
 
 
-def check_scene_args(num_train: int, num_val: int, size: Sequence[int], min_size: int) -> None:
-    """Refuse arguments a generator cannot honour before anything is written."""
+def check_scene_args(num_train: int, num_val: int, size: Sequence[int], min_size: int, why: str = '') -> None:
+    """Refuse arguments a generator cannot honour before anything is written; ``why`` says what needs
+    ``min_size``."""
     if num_train < 1 or num_val < 1:
         raise ValueError(f'need at least one train and one val image, got num_train={num_train}, '
                          f'num_val={num_val} (an empty split fails later in the data loader or CocoMetric).')
     if len(size) != 2 or min(size) < min_size:
-        raise ValueError(f'image size (W, H) must be at least {min_size} x {min_size}, got {tuple(size)}.')
+        raise ValueError(f'image size (W, H) must be at least {min_size} x {min_size}, got {tuple(size)}'
+                         + (f': {why}.' if why else '.'))
 
 
 def write_coco_splits(root: str, num_train: int, num_val: int, size: Tuple[int, int], classes: Sequence[str],
-                      supercategory: str, make_image: Callable[[np.random.Generator, ClassDeck], Tuple],
-                      seed: int, min_visible: float = 0.3, min_area: int = 16) -> Dict[str, str]:
-    """Write ``root/{train2017,val2017}/*.jpg`` and ``root/annotations/instances_*.json`` the way
-    :func:`mmadn.datasets.make_coco_instances` does. ``make_image(rng, deck)`` returns ``(image, layers)``.
-    ``min_visible`` / ``min_area``: see :func:`visible_instances`. The same seed gives the same files; returns the
-    json paths."""
-    rng = np.random.default_rng(seed)
-    deck = ClassDeck(rng, len(classes))
+                      supercategory: str,
+                      annotated_image: Callable[[], Tuple[np.ndarray, List[dict]]]) -> Dict[str, str]:
+    """Write ``root/{train2017,val2017}/*.jpg`` and ``root/annotations/instances_*.json`` (COCO's layout, so
+    mmdet's COCO configs need only ``data_root`` and the class names changed): ``num_train`` then ``num_val``
+    images from ``annotated_image()``, which returns ``(image, annotations without ids)``. Returns the json
+    paths."""
     categories = [dict(id=i + 1, name=name, supercategory=supercategory) for i, name in enumerate(classes)]
     os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
     paths = {}
@@ -83,15 +83,30 @@ def write_coco_splits(root: str, num_train: int, num_val: int, size: Tuple[int, 
         os.makedirs(osp.join(root, split), exist_ok=True)
         images, annotations = [], []
         for image_id in range(1, count + 1):
-            img, layers = make_image(rng, deck)
+            img, anns = annotated_image()
             assert img.shape[:2] == (size[1], size[0]), (img.shape, size)
             file_name = f'{image_id:012d}.jpg'
             cv2.imwrite(osp.join(root, split, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             images.append(dict(id=image_id, file_name=file_name, width=size[0], height=size[1]))
-            for ann in visible_instances(layers, min_visible, min_area):
+            for ann in anns:
                 annotations.append(dict(ann, id=len(annotations) + 1, image_id=image_id))
         path = osp.join(root, 'annotations', f'instances_{split}.json')
         with open(path, 'w') as f:
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)
         paths[split] = path
     return paths
+
+
+def write_scene_splits(root: str, num_train: int, num_val: int, size: Tuple[int, int], classes: Sequence[str],
+                       supercategory: str, make_image: Callable[[np.random.Generator, ClassDeck], Tuple],
+                       seed: int, min_visible: float = 0.3, min_area: int = 16) -> Dict[str, str]:
+    """:func:`write_coco_splits` for a scene generator: ``make_image(rng, deck)`` returns ``(image, layers)``,
+    annotated by :func:`visible_instances` (``min_visible`` / ``min_area``). The same seed gives the same files."""
+    rng = np.random.default_rng(seed)
+    deck = ClassDeck(rng, len(classes))
+
+    def annotated_image():
+        img, layers = make_image(rng, deck)
+        return img, visible_instances(layers, min_visible, min_area)
+
+    return write_coco_splits(root, num_train, num_val, size, classes, supercategory, annotated_image)

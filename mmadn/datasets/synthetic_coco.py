@@ -5,7 +5,6 @@ drawn back to front, so later ones occlude earlier ones; an instance's mask is w
 instances that are mostly hidden are dropped. Files follow COCO's layout (``annotations/instances_*.json``,
 ``train2017/``, ``val2017/``), so mmdet's COCO configs need only ``data_root`` and the class names changed.
 """
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Sequence, Tuple
@@ -13,6 +12,7 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .scene_coco import check_scene_args, write_coco_splits
 from .synthetic_shapes import _background, _colour, draw_shape
 
 DET_CLASSES = ('circle', 'square', 'triangle', 'cross', 'diamond')
@@ -102,12 +102,8 @@ def make_instance_crops(root: str,
 def check_coco_instances_args(num_train: int, num_val: int, size: Sequence[int], max_objects: int = 1) -> None:
     """Refuse arguments the generator cannot honour before anything is written (a dataset without images or
     too small for its shapes would only fail later, in training or evaluation)."""
-    if num_train < 1 or num_val < 1:
-        raise ValueError(f'need at least one train and one val image, got num_train={num_train}, '
-                         f'num_val={num_val} (an empty split fails later in the data loader or CocoMetric).')
-    if len(size) != 2 or min(size) < MIN_IMAGE_SIZE:
-        raise ValueError(f'image size (W, H) must be at least {MIN_IMAGE_SIZE} x {MIN_IMAGE_SIZE}, got {tuple(size)}: '
-                         'shapes are drawn with a radius from 4 pixels up to a quarter of the shorter side.')
+    check_scene_args(num_train, num_val, size, MIN_IMAGE_SIZE,
+                     why='shapes are drawn with a radius from 4 pixels up to a quarter of the shorter side')
     if max_objects < 1:
         raise ValueError(f'max_objects must be at least 1, got {max_objects}.')
 
@@ -122,21 +118,5 @@ def make_coco_instances(root: str,
     """Write a COCO-style dataset under ``root``; the same seed gives the same files. Returns the json paths."""
     check_coco_instances_args(num_train, num_val, size, max_objects)
     rng = np.random.default_rng(seed)
-    categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(classes)]
-    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
-    paths = {}
-    for split, count in (('train2017', num_train), ('val2017', num_val)):
-        os.makedirs(osp.join(root, split), exist_ok=True)
-        images, annotations = [], []
-        for image_id in range(1, count + 1):
-            img, anns = _make_image(rng, size, classes, max_objects)
-            file_name = f'{image_id:012d}.jpg'
-            cv2.imwrite(osp.join(root, split, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            images.append(dict(id=image_id, file_name=file_name, width=size[0], height=size[1]))
-            for ann in anns:
-                annotations.append(dict(ann, id=len(annotations) + 1, image_id=image_id))
-        path = osp.join(root, 'annotations', f'instances_{split}.json')
-        with open(path, 'w') as f:
-            json.dump(dict(images=images, annotations=annotations, categories=categories), f)
-        paths[split] = path
-    return paths
+    return write_coco_splits(root, num_train, num_val, size, classes, 'shape',
+                             lambda: _make_image(rng, size, classes, max_objects))

@@ -5,11 +5,10 @@ noisy gradient, among small distractor digits of other classes. A small network 
 images in a few epochs (ODN's quarter-width CIFAR ResNet-18 reaches 98.8 % with one residual block:
 docs/odn.md).
 """
-import os
-import os.path as osp
-
 import cv2
 import numpy as np
+
+from .class_folders import check_class_folder_args, write_class_folders
 
 DIGITS = tuple(str(d) for d in range(10))
 _FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX)
@@ -45,14 +44,7 @@ def draw_digit(rng: np.random.Generator, digit: str, size: int, distractors: int
 def make_digits_folder(root: str, train_per_class: int = 100, val_per_class: int = 30, size: int = 32,
                        distractors: int = 2, seed: int = 0) -> str:
     """Write ``root/{train,val}/<digit>/<n>.png`` (mmpretrain ``CustomDataset`` layout); same seed, same files."""
-    if train_per_class < 1 or val_per_class < 1 or size < 16:
-        raise ValueError(f'need at least one image per class and split and size >= 16, got train_per_class='
-                         f'{train_per_class}, val_per_class={val_per_class}, size={size}')
+    check_class_folder_args(train_per_class, val_per_class, size)
     rng = np.random.default_rng(seed)
-    for split, count in (('train', train_per_class), ('val', val_per_class)):
-        for digit in DIGITS:
-            folder = osp.join(root, split, digit)
-            os.makedirs(folder, exist_ok=True)
-            for i in range(count):
-                cv2.imwrite(osp.join(folder, f'{i:05d}.png'), draw_digit(rng, digit, size, distractors))
-    return root
+    return write_class_folders(root, DIGITS, train_per_class, val_per_class,
+                               lambda label: draw_digit(rng, DIGITS[label], size, distractors))

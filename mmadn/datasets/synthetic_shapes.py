@@ -1,10 +1,10 @@
 """Generated image datasets for demos and tests (no downloads): coloured shapes on cluttered backgrounds."""
-import os
-import os.path as osp
 from typing import Sequence
 
 import cv2
 import numpy as np
+
+from .class_folders import write_class_folders
 
 SHAPES = ('circle', 'square', 'triangle', 'cross', 'ring', 'diamond')
 
@@ -52,6 +52,15 @@ def draw_shape(img: np.ndarray, shape: str, center, radius: int, colour) -> np.n
     return mask
 
 
+def _shape_image(rng: np.random.Generator, shape: str, size: int) -> np.ndarray:
+    """One ``shape`` of random colour, size and position on a cluttered background."""
+    img = _background(rng, size)
+    radius = rng.integers(size // 8, size // 3)
+    center = rng.integers(radius, size - radius, 2)
+    draw_shape(img, shape, center, radius, _colour(rng))
+    return img
+
+
 def make_classification_folder(root: str,
                                classes: Sequence[str] = SHAPES,
                                train_per_class: int = 40,
@@ -63,14 +72,5 @@ def make_classification_folder(root: str,
     One shape per image, of random colour, size and position; the same seed gives the same files.
     """
     rng = np.random.default_rng(seed)
-    for split, count in (('train', train_per_class), ('val', val_per_class)):
-        for shape in classes:
-            folder = osp.join(root, split, shape)
-            os.makedirs(folder, exist_ok=True)
-            for i in range(count):
-                img = _background(rng, size)
-                radius = rng.integers(size // 8, size // 3)
-                center = rng.integers(radius, size - radius, 2)
-                draw_shape(img, shape, center, radius, _colour(rng))
-                cv2.imwrite(osp.join(folder, f'{i:05d}.png'), img)
-    return root
+    return write_class_folders(root, classes, train_per_class, val_per_class,
+                               lambda label: _shape_image(rng, classes[label], size))

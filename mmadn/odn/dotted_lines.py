@@ -10,12 +10,12 @@ resolution), so depths 1 and 2 see at most a rare close pair (or guess from wher
 border) and a deeper network is needed: the expansion has to deepen. The figures are in docs/odn.md.
 """
 import math
-import os
-import os.path as osp
 from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from mmadn.datasets.class_folders import check_class_folder_args, write_class_folders
 
 
 def orientations(num_classes: int) -> Tuple[int, ...]:
@@ -101,19 +101,11 @@ def make_dotted_lines_folder(root: str,
 
     ``draw_kwargs`` go to :func:`draw_dotted_line` (``spacing``, ``dots``, ``clutter``, ``jitter``, ``noise``).
     """
-    if train_per_class < 1 or val_per_class < 1 or size < 16:
-        raise ValueError(f'need at least one image per class and split and size >= 16, got train_per_class='
-                         f'{train_per_class}, val_per_class={val_per_class}, size={size}')
+    check_class_folder_args(train_per_class, val_per_class, size)
     spacing = draw_kwargs.get('spacing', (7, 12))
     if not 0 < spacing[0] <= spacing[1]:
         raise ValueError(f'spacing must be a range (low, high) of pixels with 0 < low <= high, got {spacing}')
     angles = orientations(num_classes)
     rng = np.random.default_rng(seed)
-    for split, count in (('train', train_per_class), ('val', val_per_class)):
-        for angle in angles:
-            folder = osp.join(root, split, class_name(angle))
-            os.makedirs(folder, exist_ok=True)
-            for i in range(count):
-                img, _ = draw_dotted_line(rng, angle, size, **draw_kwargs)
-                cv2.imwrite(osp.join(folder, f'{i:05d}.png'), img)
-    return root
+    return write_class_folders(root, [class_name(angle) for angle in angles], train_per_class, val_per_class,
+                               lambda label: draw_dotted_line(rng, angles[label], size, **draw_kwargs)[0])
