@@ -28,6 +28,8 @@ class ODNClassifier(ImageClassifier):
             Defaults to the full depth.
         supervise_all_levels (bool): Loss = sum of every level's cross-entropy (the warm-up). Computed from
             one forward that keeps each block's output: the gradients equal those of one forward per level.
+        **kwargs: The rest of ``ImageClassifier``'s arguments (``pretrained``, ``train_cfg``,
+            ``data_preprocessor``, ``init_cfg``).
     """
 
     def __init__(self,
@@ -36,10 +38,7 @@ class ODNClassifier(ImageClassifier):
                  head: Optional[dict] = None,
                  level: Optional[int] = None,
                  supervise_all_levels: bool = False,
-                 pretrained: Optional[str] = None,
-                 train_cfg: Optional[dict] = None,
-                 data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 **kwargs):
         if not isinstance(backbone, nn.Module):
             backbone = MODELS.build(backbone)
         if not hasattr(backbone, 'level_channels'):
@@ -52,14 +51,7 @@ class ODNClassifier(ImageClassifier):
             head = dict(head)
             head.setdefault('type', 'ODNClsHead')
             head.setdefault('in_channels', backbone.level_channels)
-        super().__init__(
-            backbone=backbone,
-            neck=neck,
-            head=head,
-            pretrained=pretrained,
-            train_cfg=train_cfg,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+        super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
         if getattr(self.head, 'num_levels', None) != self.num_levels:
             raise ValueError(f'the head has {getattr(self.head, "num_levels", None)} level heads but the backbone '
                              f'{self.num_levels} levels; use an ODNClsHead without in_channels')

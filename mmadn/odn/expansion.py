@@ -10,9 +10,10 @@ improvement) -> ``done``. In every phase after warm-up the learning rate decays 
 ``lr_patience`` epochs without improvement (reduce-on-plateau), and each new depth restarts at the base rate
 (depth 1) or at ``deeper_lr_factor`` times it (every later depth: the notebooks' half rate).
 """
+import inspect
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 WARMUP, EXPAND, FINETUNE, DONE = 'warmup', 'expand', 'finetune', 'done'
 PHASES = (WARMUP, EXPAND, FINETUNE, DONE)
@@ -50,18 +51,21 @@ class Decision:
 class DepthExpansion:
     """Decide, epoch by epoch, when to decay the learning rate, deepen, stop deepening and stop.
 
+    ``ODNTrainLoop`` takes the same settings (all but ``num_levels``) from ``train_cfg``, with these defaults.
+
     Args:
         num_levels (int): Depth levels of the network (residual blocks).
         target (float): Accuracy the task needs, in the metric's unit (percent for mmpretrain's Accuracy).
-        tolerance (float): Deepening stops once the best accuracy reaches ``target - tolerance``.
-        warmup_epochs (int): Epochs of all-level training before expansion starts at depth 1.
+        tolerance (float): Deepening stops once the best accuracy reaches ``target - tolerance``. Defaults to 0.5.
+        warmup_epochs (int): Epochs of all-level training (the sum of every level's cross-entropy) before
+            expansion starts at depth 1. Defaults to 3.
         patience (int): Epochs without improvement after which a depth is given up (deepen) or, when
-            deepening has stopped, training ends.
+            deepening has stopped, training ends. Defaults to 23.
         lr_patience (int): The learning rate decays on the ``lr_patience``-th consecutive epoch without
             improvement, and again every ``lr_patience`` such epochs (the notebooks' ``no_improvement % 5 == 0``;
-            torch's ``ReduceLROnPlateau(patience=lr_patience - 1)`` is the same rule).
-        lr_factor (float): Learning-rate decay factor.
-        min_delta (float): An epoch improves when its accuracy exceeds the best by more than this.
+            torch's ``ReduceLROnPlateau(patience=lr_patience - 1)`` is the same rule). Defaults to 5.
+        lr_factor (float): Learning-rate decay factor. Defaults to 0.6.
+        min_delta (float): An epoch improves when its accuracy exceeds the best by more than this. Defaults to 0.
         deeper_lr_factor (float): Every depth after the first starts at this multiple of the base rate (the
             notebooks restart depths 2, 3, ... at half the expansion rate: 0.5; CIFAR-10's at the full rate: 1).
             Defaults to 1.0.
@@ -212,6 +216,13 @@ class DepthExpansion:
         self.lr_bad_epochs = int(state['lr_bad_epochs'])
         self.lr_scale = float(state['lr_scale'])
         self.history = [dict(d) for d in state['history']]
+
+
+def expansion_settings() -> Dict[str, Any]:
+    """The settings of :class:`DepthExpansion` (all but ``num_levels``) and their defaults, in its order
+    (``target`` has none: None). Declared once, by its signature, for the loop that passes them on."""
+    parameters = list(inspect.signature(DepthExpansion).parameters.values())[1:]
+    return {p.name: None if p.default is p.empty else p.default for p in parameters}
 
 
 def _check(condition: bool, message: str) -> None:

@@ -25,7 +25,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch.utils.data import DataLoader
 
 from mmadn.registry import register_loop
-from .expansion import WARMUP, Decision, DepthExpansion
+from .expansion import WARMUP, Decision, DepthExpansion, expansion_settings
 
 STATE_KEY = 'odn'
 RESULT_FILE = 'odn_result.json'
@@ -37,55 +37,41 @@ class ODNTrainLoop(EpochBasedTrainLoop):
     """Warm-up over all levels, progressive depth expansion, then fine-tuning at the chosen depth.
 
     Args:
-        target (float): Validation accuracy the task needs (percent for ``Accuracy``).
-        tolerance (float): Deepening stops at ``target - tolerance``. Defaults to 0.5.
-        warmup_epochs (int): Epochs training every level (sum of their cross-entropies). Defaults to 3.
-        patience (int): Epochs without improvement before deepening / ending. Defaults to 23.
-        lr_patience (int): The learning rate decays on the 5th (``lr_patience``-th) consecutive epoch without
-            improvement, as the public code; torch's ``ReduceLROnPlateau(patience=4)``. Defaults to 5.
-        lr_factor (float): Learning-rate decay on plateau. Defaults to 0.6.
-        min_delta (float): Improvement needed to count as one. Defaults to 0.
         expansion_lr (float, optional): Learning rate of depth 1 after the warm-up (the notebooks' rate of
             ``train_till_convergence``, e.g. 0.01 for MNIST after a 0.001 warm-up). Parameter groups with a rate
             of their own (``paramwise_cfg``) and ``--auto-scale-lr`` scale it as they scale the optimizer's
             ``lr``. Defaults to None: the optimizer's ``lr``, the warm-up's.
-        deeper_lr_factor (float): Every depth after the first starts at this multiple of ``expansion_lr`` (the
-            notebooks: 0.5, CIFAR-10's: 1). Defaults to 1.0.
         restart_from_warmup (bool): Each new depth starts from the warm-up weights (the public code) rather
             than from the weights the previous depth ended with (the paper's "as the earlier blocks converge").
             Defaults to True, as the public code: on the dotted-lines demo neither is better throughout (which
             reaches the target sooner changes with the warm-up schedule; docs/odn.md, "Where a new depth starts").
         metric (str): Validation metric that drives the decisions. Defaults to ``'accuracy/top1'``.
         max_epochs (int): Safety cap on the total number of epochs; the procedure normally ends by itself.
+        **expansion_args: The decision rule's settings, documented with their defaults in
+            :class:`DepthExpansion`: ``target`` (required: the validation accuracy the task needs, percent for
+            ``Accuracy``), ``tolerance``, ``warmup_epochs``, ``patience``, ``lr_patience``, ``lr_factor``,
+            ``min_delta`` and ``deeper_lr_factor`` (every depth after the first starts at this multiple of
+            ``expansion_lr``).
     """
 
     def __init__(self,
                  runner,
                  dataloader: Union[DataLoader, Dict],
-                 target: Optional[float] = None,
-                 tolerance: float = 0.5,
-                 warmup_epochs: int = 3,
-                 patience: int = 23,
-                 lr_patience: int = 5,
-                 lr_factor: float = 0.6,
-                 min_delta: float = 0.0,
                  expansion_lr: Optional[float] = None,
-                 deeper_lr_factor: float = 1.0,
                  restart_from_warmup: bool = True,
                  metric: str = 'accuracy/top1',
-                 max_epochs: int = 1000) -> None:
-        if target is None:
+                 max_epochs: int = 1000,
+                 **expansion_args) -> None:
+        settings = expansion_settings()
+        unknown = sorted(set(expansion_args) - set(settings))
+        if unknown:
+            raise TypeError(f'ODNTrainLoop has no setting {", ".join(unknown)}: train_cfg takes '
+                            f'{", ".join(settings)} (the decision rule, see DepthExpansion) and expansion_lr, '
+                            'restart_from_warmup, metric, max_epochs')
+        if expansion_args.get('target') is None:
             raise ValueError('ODNTrainLoop needs the accuracy the task needs: set train_cfg.target (e.g. '
                              'target=99.5 for 99.5 % top-1 accuracy)')
-        self.expansion_args = dict(
-            target=target,
-            tolerance=tolerance,
-            warmup_epochs=warmup_epochs,
-            patience=patience,
-            lr_patience=lr_patience,
-            lr_factor=lr_factor,
-            min_delta=min_delta,
-            deeper_lr_factor=deeper_lr_factor)
+        self.expansion_args = {**settings, **expansion_args}  # every setting, in the rule's order
         if expansion_lr is not None and not (isinstance(expansion_lr, (int, float))
                                              and not isinstance(expansion_lr, bool) and math.isfinite(expansion_lr)
                                              and expansion_lr > 0):
