@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule, ModuleList, Sequential
-from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmadn.models.utils.norm_eval import batch_norms_to_eval
 from mmadn.registry import register_model
 from .gradient_equilibrium import ge_factors, scale_gradient
 
@@ -309,9 +309,7 @@ class MSDNet(BaseModule):
         """Keep a frozen backbone's BN layers in eval mode (their running statistics must not drift)."""
         super().train(mode)
         if mode and self.frozen:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batch_norms_to_eval(self)
         return self
 
     # --- forward --------------------------------------------------------------------------------------------

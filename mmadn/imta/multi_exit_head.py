@@ -18,9 +18,9 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList, Sequential
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmadn.models.losses import KL_REDUCTIONS
+from mmadn.models.utils.norm_eval import batch_norms_to_eval
 from mmadn.registry import register_model
 from .one_for_all import one_for_all_losses
 
@@ -181,9 +181,7 @@ class MultiExitClsHead(BaseModule):
         super().train(mode)
         if mode and self.frozen_pre_logits:
             for exit_ in self.exits:
-                for m in exit_.pre_logits.modules():
-                    if isinstance(m, _BatchNorm):
-                        m.eval()
+                batch_norms_to_eval(exit_.pre_logits)
         return self
 
     # --- forward --------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init
 from mmpretrain.models.backbones.resnet import BasicBlock, Bottleneck, ResLayer, get_expansion
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmadn.models.utils.norm_eval import batch_norms_to_eval
 from mmadn.registry import register_model
 
 
@@ -168,7 +168,5 @@ class ODNResNet(BaseModule):
     def train(self, mode: bool = True):
         super().train(mode)
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batch_norms_to_eval(self)
         return self
