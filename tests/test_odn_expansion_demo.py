@@ -6,7 +6,6 @@
   loop actually trains from;
 - ``tools/odn/plot_expansion.py`` turns the decision logs into the picture, the per-depth summary and the table.
 """
-import itertools
 import json
 import math
 import os.path as osp
@@ -17,34 +16,19 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 from mmadn.odn.dotted_lines import class_name, draw_dotted_line, make_dotted_lines_folder, orientations
 from mmadn.odn.report import expansion_summary, load_result
 
 from ._cli import run_tool
+from ._odn_runs import BASE_LR, data_settings, run_training, tiny_settings
 
 CONFIG = 'configs/odn/odn_resnet18_dotted-lines.py'
-RUNS = itertools.count()
-BASE_LR = 0.05
 # 3 depth levels, 1 warm-up epoch; min_delta 100 makes every epoch after a depth's first stale and the target
 # is out of reach, so with patience 1 the run is: warm-up, depth 1 (2 epochs) -> 2 (2) -> 3 (2, full depth) -> stop
 SETTINGS = {
     'model.backbone.num_levels': 3,
-    'model.backbone.base_channels': 8,
-    'model.backbone.stem_channels': 8,
-    'train_dataloader.batch_size': 16,
-    'auto_scale_lr.base_batch_size': 16,
-    'optim_wrapper.optimizer.lr': BASE_LR,
-    'train_cfg.warmup_epochs': 1,
-    'param_scheduler.end': 1,
-    'param_scheduler.T_max': 1,
-    'train_cfg.target': 101.0,
-    'train_cfg.patience': 1,
-    'train_cfg.lr_patience': 5,
-    'train_cfg.min_delta': 100.0,
-    'train_cfg.max_epochs': 20,
-    'default_hooks.logger.interval': 5,
+    **tiny_settings(warmup_epochs=1, target=101.0, patience=1, lr_patience=5, min_delta=100.0, max_epochs=20)
 }
 DEPTH_STARTS = (4, 6)  # first epochs of depths 2 and 3
 
@@ -114,20 +98,9 @@ def lines(tmp_path_factory):
 
 def train(work_dir, data_root, restart):
     cfg = Config.fromfile(CONFIG)
-    cfg.merge_from_dict({
-        **SETTINGS, 'train_cfg.restart_from_warmup': restart,
-        **{f'{split}_dataloader.dataset.data_root': data_root
-           for split in ('train', 'val', 'test')}
-    })
-    cfg.work_dir = str(work_dir)
-    cfg.experiment_name = f'{osp.basename(str(work_dir))}_{next(RUNS)}'
+    cfg.merge_from_dict({**SETTINGS, 'train_cfg.restart_from_warmup': restart, **data_settings(data_root)})
     recorder = WeightRecorder()
-    try:
-        runner = Runner.from_cfg(cfg)
-        runner.register_hook(recorder, priority='LOWEST')
-        runner.train()
-    finally:
-        torch.use_deterministic_algorithms(False)  # the config's randomness setting is process-wide
+    run_training(cfg, work_dir, recorder)
     return recorder, load_result(str(work_dir))
 
 

@@ -13,25 +13,22 @@ with a new rate, and restart every later depth with ``SGD(lr=learning_rate / 2)`
 Each config is run for real (its optimizer, scheduler and ODNTrainLoop, on a few generated images with a 3-level
 network): a hook reads the rate every epoch trains at.
 """
-import itertools
 import math
-import os.path as osp
 
 import pytest
-import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
-from mmengine.runner import Runner
 from mmpretrain.registry import MODELS, PARAM_SCHEDULERS
 
 from mmadn.datasets.synthetic_digits import make_digits_folder
 from mmadn.odn import DepthExpansion, ODNTrainLoop
 
+from ._odn_runs import run_training
+
 # the optimizer is not stepped when only the schedule's rates are read
 pytestmark = pytest.mark.filterwarnings('ignore:Detected call of `scheduler.step\\(\\)` before')
-RUNS = itertools.count()
 
 # config -> (warm-up epochs, warm-up rate, depth 1's rate, later depths' rate)
 NOTEBOOKS = {
@@ -145,15 +142,8 @@ def train(path, work_dir, data_root, param_scheduler=None, **overrides):
             dataset=dict(type='CustomDataset', data_root=data_root, data_prefix=split, pipeline=pipeline))
     cfg.val_evaluator = ConfigDict(type='Accuracy', topk=(1, ))
     cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
-    cfg.work_dir = str(work_dir)
-    cfg.experiment_name = f'{osp.basename(str(work_dir))}_{next(RUNS)}'
     recorder = RateRecorder()
-    try:
-        runner = Runner.from_cfg(cfg)
-        runner.register_hook(recorder, priority='LOWEST')
-        runner.train()
-    finally:
-        torch.use_deterministic_algorithms(False)  # a config's randomness setting is process-wide
+    runner = run_training(cfg, work_dir, recorder)
     return recorder, runner.train_loop.result()
 
 

@@ -3,41 +3,22 @@
 Real mmengine runs of configs/odn/odn_resnet18_synthetic.py, shrunk (8-channel ResNet-18, 16x16 digits, short
 patience) so that the whole procedure takes seconds on 2 CPU cores.
 """
-import itertools
 import json
 import os.path as osp
 import re
 from glob import glob
 
 import pytest
-import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from mmadn.odn import DepthExpansion, make_digits_folder
 from mmadn.utils import safe_torch_load
 
 from ._cli import run_tool
+from ._odn_runs import BASE_LR, data_settings, run_training, tiny_settings
 
 CONFIG = 'configs/odn/odn_resnet18_synthetic.py'
-RUNS = itertools.count()
-BASE_LR = 0.05
-SETTINGS = {
-    'model.backbone.base_channels': 8,
-    'model.backbone.stem_channels': 8,
-    'train_dataloader.batch_size': 16,
-    'auto_scale_lr.base_batch_size': 16,
-    'optim_wrapper.optimizer.lr': BASE_LR,
-    'train_cfg.warmup_epochs': 2,
-    'param_scheduler.end': 2,
-    'param_scheduler.T_max': 2,
-    'train_cfg.target': 30.0,
-    'train_cfg.patience': 2,
-    'train_cfg.lr_patience': 1,
-    'train_cfg.min_delta': 5.0,
-    'train_cfg.max_epochs': 25,
-    'default_hooks.logger.interval': 5,
-}
+SETTINGS = tiny_settings(warmup_epochs=2, target=30.0, patience=2, lr_patience=1, min_delta=5.0, max_epochs=25)
 
 
 @pytest.fixture(scope='module')
@@ -46,20 +27,10 @@ def digits(tmp_path_factory):
                               distractors=0)
 
 
-def data_settings(root):
-    return {f'{split}_dataloader.dataset.data_root': root for split in ('train', 'val', 'test')}
-
-
 def train(work_dir, data_root, **overrides):
     cfg = Config.fromfile(CONFIG)
     cfg.merge_from_dict({**SETTINGS, **data_settings(data_root), **overrides})
-    cfg.work_dir = str(work_dir)
-    # one logger, visualizer and message hub per run in this process
-    cfg.experiment_name = f'{osp.basename(str(work_dir))}_{next(RUNS)}'
-    try:
-        Runner.from_cfg(cfg).train()
-    finally:
-        torch.use_deterministic_algorithms(False)  # the config's randomness setting is process-wide
+    run_training(cfg, work_dir)
     with open(osp.join(work_dir, 'odn_result.json')) as f:
         return json.load(f)
 
