@@ -157,9 +157,7 @@ def make_glyph_clutter(root: str,
                        max_objects: int = 16,
                        max_distractors: int = 8,
                        seed: int = 0) -> Dict[str, str]:
-    """Write the glyph set under ``root`` in the layout of :func:`mmadn.datasets.make_coco_instances`
-    (``annotations/instances_{train,val}2017.json``, ``train2017/``, ``val2017/``); the same seed gives the same
-    files. Returns the json paths."""
+    """Write the glyph set under ``root`` in COCO's layout (:func:`write_scene_splits`); returns the json paths."""
     check_scene_args(num_train, num_val, size, MIN_IMAGE_SIZE)
     if not 1 <= min_objects <= max_objects or max_distractors < 0:
         raise ValueError(f'need 1 <= min_objects <= max_objects and max_distractors >= 0, got {min_objects}, '

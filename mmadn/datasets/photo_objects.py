@@ -233,9 +233,7 @@ def make_photo_objects(root: str,
                        max_objects: int = 6,
                        max_distractors: int = 3,
                        seed: int = 0) -> Dict[str, str]:
-    """Write the photo-object set under ``root`` in the layout of :func:`mmadn.datasets.make_coco_instances`
-    (``annotations/instances_{train,val}2017.json``, ``train2017/``, ``val2017/``); the same seed gives the same
-    files. Returns the json paths."""
+    """Write the photo-object set under ``root`` in COCO's layout (:func:`write_scene_splits`); returns the json paths."""
     check_scene_args(num_train, num_val, size, MIN_IMAGE_SIZE)
     if max_objects < 1 or max_distractors < 0:
         raise ValueError(f'need max_objects >= 1 and max_distractors >= 0, got {max_objects}, {max_distractors}')
