@@ -1,7 +1,7 @@
 # The README's commands. Each one first runs the idempotent setup (seconds once the environment exists).
 PY := .venv/bin/python
 
-.PHONY: setup test demo clean-env
+.PHONY: setup test test-fast demo clean-env
 
 setup:
 	bash scripts/setup_env.sh
@@ -12,6 +12,11 @@ setup:
 TEST_WORKERS ?= 2
 test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile
+
+# The suite without the tests marked slow (trainings, whole pipelines, tool subprocesses, exports) or distributed
+# (gloo process groups): every module's basic behaviour in a few minutes. The markers are in pyproject.toml.
+test-fast: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile -m "not slow and not distributed"
 
 demo: setup
 	bash scripts/demo.sh

@@ -154,6 +154,7 @@ def test_a_torchvision_model_becomes_exactly_the_released_keys_with_twins_copied
             assert torch.equal(value, released[shared]) and value.data_ptr() != released[shared].data_ptr(), key
 
 
+@pytest.mark.slow
 def test_a_released_swin_t_file_converts_with_the_cli(tmp_path):
     # the CLI once refused it: "expected ... 'features.1.0.attn.relative_position_bias_table'"
     released = released_state('swin_t')
@@ -203,6 +204,7 @@ def test_mmpretrain_to_released_and_back_is_bit_exact_with_the_arch_detected(arc
         assert torch.equal(v, state[k]), k
 
 
+@pytest.mark.slow
 def test_an_unknown_checkpoint_is_refused_naming_every_architecture(tmp_path):
     torch.save({'encoder.weight': torch.zeros(2)}, tmp_path / 'odd.pth')
     code, log = run_tool(TOOL, tmp_path / 'odd.pth', tmp_path / 'x.pth', '--to', 'mmpretrain', check=False)

@@ -151,6 +151,7 @@ def cls_no_hook_ckpt(tmp_path_factory, cls_data):
     return _train_cls(tmp_path_factory, cls_data, 'no_hook', 1, custom_hooks=[])
 
 
+@pytest.mark.slow
 def test_tool_on_a_classifier_trained_with_algorithm_1(cls_hook_ckpt, cls_data, tmp_path, capsys):
     _tool().main([CLS_CONFIG, cls_hook_ckpt, '--out-dir', str(tmp_path), '--num-images', '3',
                   '--cfg-options', *_as_cli(cls_data)])
@@ -185,6 +186,7 @@ def test_tool_on_a_classifier_trained_with_algorithm_1(cls_hook_ckpt, cls_data, 
     assert 'first layer below the inner layers (mean_abs)' in out and 'TTTT' in out
 
 
+@pytest.mark.slow
 def test_without_algorithm_1_the_twins_are_never_trained(cls_no_hook_ckpt, cls_data, tmp_path):
     """Quality from a benchmark_subnets.py table (--table) here; the norms tell that no base-net ever ran."""
     table = tmp_path / 'subnets.json'
@@ -205,6 +207,7 @@ def test_without_algorithm_1_the_twins_are_never_trained(cls_no_hook_ckpt, cls_d
     assert len(report['stage_divergence']) == 4
 
 
+@pytest.mark.slow
 def test_arguments_are_checked_before_anything_is_built(cls_hook_ckpt, cls_data, tmp_path, capsys):
     tool = _tool()
     cases = [(['--stage', '5'], 'has 4 stages'), (['--skips', 'TTF'], "Invalid skip 'TTF'"),
@@ -224,6 +227,7 @@ def test_arguments_are_checked_before_anything_is_built(cls_hook_ckpt, cls_data,
     assert not osp.exists(tmp_path / 'runner')
 
 
+@pytest.mark.slow
 def test_tool_on_a_two_stage_detector(tmp_path_factory, tmp_path):
     root = str(tmp_path_factory.mktemp('coco')) + '/'
     make_coco_instances(root, num_train=4, num_val=2, size=(64, 64), max_objects=2)

@@ -174,6 +174,7 @@ def cls_checkpoint(tmp_path_factory):
     return osp.join(work, 'iter_2.pth'), opts
 
 
+@pytest.mark.slow
 def test_benchmark_tool_on_a_classification_config(cls_checkpoint, tmp_path):
     ckpt, opts = cls_checkpoint
     skips = ['FFFF', 'TFFF', 'TTFF', 'TTTT']
@@ -194,6 +195,7 @@ def test_benchmark_tool_on_a_classification_config(cls_checkpoint, tmp_path):
     assert '| skip |' in out and 'latencies timed in rounds over all sub-networks' in out
 
 
+@pytest.mark.slow
 def test_benchmark_tool_memory_depth_check_and_a_budget_nothing_fits(cls_checkpoint, tmp_path, capsys):
     """Issue 31, items 6 and 7, issue 30: the table is written, memory differs between depths, the report counts
     the Pareto points, and a budget that nothing fits exits with NO_SUBNET_FITS (it exited 0)."""
@@ -240,6 +242,7 @@ def _benchmark_tool():
     (['--backend', 'onnxruntime', '--device', 'cpu', '--runtime-model', 'all-depths', '--recalibrate', '2'],
      'use --runtime-model per-depth'),
 ])
+@pytest.mark.slow
 def test_benchmark_arguments_are_checked_before_any_work(cls_checkpoint, tmp_path, capsys, args, says):
     ckpt, opts = cls_checkpoint
     out_dir = tmp_path / 'out'
@@ -250,6 +253,7 @@ def test_benchmark_arguments_are_checked_before_any_work(cls_checkpoint, tmp_pat
     assert not out_dir.exists()  # no runner was built, nothing measured
 
 
+@pytest.mark.slow
 def test_benchmark_stopped_midway_keeps_what_it_measured(cls_checkpoint, tmp_path):
     """Interrupted (Ctrl-C) after its first sub-network, the tool used to write nothing."""
     ckpt, opts = cls_checkpoint
@@ -275,6 +279,7 @@ def test_benchmark_stopped_midway_keeps_what_it_measured(cls_checkpoint, tmp_pat
     assert all(r['top1'] is not None for r in written['subnets'])
 
 
+@pytest.mark.slow
 def test_every_row_runs_with_its_recalibrated_statistics_and_the_checkpoints_come_back(cls_checkpoint, tmp_path):
     """Issue 13, item 6: the checkpoint was loaded inside the first row's recalibration (that row ran on the
     checkpoint's statistics) and the context's exit restored the statistics from before the load."""

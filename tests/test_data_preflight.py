@@ -130,6 +130,7 @@ def test_missing_images_are_found_with_one_listing_per_folder(tmp_path):
         str(tmp_path / 'b.png'), str(tmp_path / 'no' / 'c.png')]
 
 
+@pytest.mark.slow
 def test_train_tool_stops_on_a_missing_image_before_building_the_model(tmp_path):
     root = str(tmp_path / 'coco')
     make_coco_instances(root, num_train=4, num_val=2, size=(64, 64), max_objects=2, seed=0)
@@ -197,6 +198,7 @@ def test_a_missing_pretrained_checkpoint_is_named_with_the_commands_that_make_it
         assert says in message, message
 
 
+@pytest.mark.slow
 def test_train_tool_names_the_missing_checkpoint_before_loading_data(coco_root, tmp_path):
     options = [f'{s}_dataloader.dataset.data_root={coco_root}/' for s in ('train', 'val', 'test')]
     code, out = run_tool('tools/train.py', COCO_CONFIG, '--work-dir', tmp_path, '--cfg-options', *options,
@@ -235,6 +237,7 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint(tmp_path, log_captu
     assert find_resume_checkpoint(str(tmp_path / 'none')) is None
 
 
+@pytest.mark.slow
 def test_train_resumes_after_last_checkpoint_was_emptied(tmp_path):
     from mmadn.datasets import make_classification_folder
     root = str(tmp_path / 'cls')
@@ -253,6 +256,7 @@ def test_train_resumes_after_last_checkpoint_was_emptied(tmp_path):
     assert (work / 'last_checkpoint').read_text().endswith('iter_3.pth')
 
 
+@pytest.mark.slow
 def test_benchmark_tool_runs_the_preflight_before_building_the_model(tmp_path):
     root = str(tmp_path / 'coco')
     make_coco_instances(root, num_train=2, num_val=2, size=(64, 64), max_objects=2, seed=0)

@@ -72,6 +72,7 @@ def exported_demo(tmp_path_factory):
     return root, onnx_path, table, opts
 
 
+@pytest.mark.slow
 def test_deadline_demo_drives_the_all_depths_model_in_onnxruntime(exported_demo, tmp_path, capsys, monkeypatch):
     """Every call of the three policies runs in one ONNX Runtime session, its depth fed as the ``skip`` input: the
     fixed policies' FFFF / TTTT, the controller's TTFF under a generous deadline and TTTT under an impossible one;
@@ -114,6 +115,7 @@ def test_deadline_demo_drives_the_all_depths_model_in_onnxruntime(exported_demo,
     assert phases[(1, 'controller')]['bbox_mAP'] == phases[(1, 'fixed base-net (TTTT)')]['bbox_mAP']
 
 
+@pytest.mark.slow
 def test_deadline_demo_refuses_a_table_timed_elsewhere_and_a_one_depth_model(exported_demo, tmp_path, capsys):
     from mmadn.deploy.detector_export import DeployableDetector, export_detector
     root, onnx_path, table, opts = exported_demo

@@ -61,6 +61,7 @@ def _demo(work_dir):
     return output
 
 
+@pytest.mark.slow
 def test_demo_runs_every_stage_and_reuses_finished_ones(tmp_path):
     """Pretraining with Algorithm 1, the handoff (twins included), detector training with the hook, and the
     sub-network benchmark: on the generated data, a few iterations each."""

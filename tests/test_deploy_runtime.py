@@ -59,6 +59,7 @@ def test_a_disagreeing_runtime_is_reported():
         max_relative_error(ref, [torch.ones(3, 2).numpy()])
 
 
+@pytest.mark.slow
 def test_deadline_demo_on_a_tiny_classifier(cls_checkpoint, tmp_path, capsys):  # noqa: F811
     ckpt, opts = cls_checkpoint
     code, out = run_main(capsys, 'tools/analysis_tools/benchmark_subnets.py', CLS_CONFIG, ckpt, '--skips', 'FFFF',
@@ -150,6 +151,7 @@ def test_detector_with_its_features_from_onnxruntime_predicts_as_in_pytorch(repo
     _assert_same_predictions(got, expected, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_benchmark_with_a_runtime_backend_and_auto_memory_format(cls_checkpoint, tmp_path):  # noqa: F811
     ckpt, opts = cls_checkpoint
     _, out = run_tool('tools/analysis_tools/benchmark_subnets.py', CLS_CONFIG, ckpt, '--skips', 'FFFF', 'TTTT',

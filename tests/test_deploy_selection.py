@@ -70,6 +70,7 @@ def test_nothing_fits_says_what_the_cheapest_needs():
     assert 'no sub-network fits latency <= 30 ms: the cheapest, TTTT, needs 35 ms' in selection.summary()
 
 
+@pytest.mark.slow
 def test_select_tool_reads_a_saved_table(tmp_path, capsys):
     path = tmp_path / 'subnets.json'
     path.write_text(json.dumps(TABLE))
@@ -85,6 +86,7 @@ def test_select_tool_reads_a_saved_table(tmp_path, capsys):
     assert load_table(str(path))['quality_key'] == 'top1'
 
 
+@pytest.mark.slow
 def test_nothing_fits_has_one_exit_code_of_its_own(tmp_path):
     """Issue 31, item 6: benchmark_subnets.py exited 0 and select_subnet.py 1 (also any crash's code) when nothing
     fit; every tool that takes a budget now exits with NO_SUBNET_FITS, distinct from a crash and a usage error."""

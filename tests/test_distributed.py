@@ -45,6 +45,7 @@ def detection_options(root):
                    'model.backbone.init_cfg=None']
 
 
+@pytest.mark.distributed
 def test_two_process_gloo_training_with_the_hook(tiny_coco, tmp_path):
     _, out = run_tool('-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}',
                       'tools/train.py', CONFIG, '--launcher', 'pytorch', '--work-dir', tmp_path,
@@ -94,6 +95,7 @@ print('gloo threads', before, sum('gloo' in t for t in threads()))
 """
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize('how, left', [('registry-only', True), ('mmadn', False)])
 def test_the_exit_handler_joins_the_gloo_threads_before_interpreter_teardown(how, left):
     """About one torchrun run in ten aborted at exit ("terminate called without an active exception"): the group
@@ -132,6 +134,7 @@ def tiny_digits(tmp_path_factory):
     return make_digits_folder(str(tmp_path_factory.mktemp('digits')), train_per_class=4, val_per_class=1)
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize('option', ['custom_hooks=[]', 'custom_hooks.0.student=TTFF'])
 def test_two_process_gloo_training_of_unused_parameters(tiny_digits, tmp_path, option):
     """Crashed at iteration 2 ("Expected to have finished reduction"): the super-net alone never uses the twins."""

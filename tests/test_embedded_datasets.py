@@ -146,6 +146,7 @@ def test_the_tools_write_the_set_and_refuse_bad_arguments(name, tmp_path, capsys
     assert code != 0 and 'num_train=0' in out and not osp.exists(tmp_path / 'bad')
 
 
+@pytest.mark.slow
 def test_the_configs_train_and_evaluate_on_the_generated_data(generated, tmp_path):
     """Two iterations and one evaluation of each config's Mask R-CNN (with Algorithm 1's hook) on the small set:
     the RLE masks, the glyphs' anchors and pipeline reach the losses and CocoMetric."""

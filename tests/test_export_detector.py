@@ -140,6 +140,7 @@ def test_each_depth_exports_its_own_graph(tmp_path):
     assert sizes['TTTT'] < 0.8 * sizes['FFFF']
 
 
+@pytest.mark.slow
 def test_an_image_without_detections_gives_zero_rows(tmp_path):
     model = _tiny_detector('mask', score_thr=1.0)  # no softmax score is above 1
     image = torch.rand(1, 3, *SHAPE) * 255
@@ -180,6 +181,7 @@ def test_unsupported_detectors_are_refused():
         DeployableDetector(model, SHAPE)
 
 
+@pytest.mark.slow
 def test_export_tool_and_the_example_run_without_torch(tmp_path):
     """The user's path: export with the tool, run the example script in a process that never imports PyTorch,
     mmdet or mmcv, and read the same detections as mmdet's predict."""
@@ -228,6 +230,7 @@ def _run_example_without_torch(*argv):
     return lines[:-1]
 
 
+@pytest.mark.slow
 def test_one_model_holds_every_depth_with_its_weights_once(tmp_path):
     """The all-depths model (export_detector.py --all-depths): a ``skip`` input picks the depth per call (ONNX
     ``If`` around each skippable stage), every depth predicts what mmdet predicts at it, in one session, and the
@@ -349,6 +352,7 @@ class _NotMappedBack:
         return data_samples
 
 
+@pytest.mark.slow
 def test_runtime_detections_score_the_ap_of_mmdets_predictions(tmp_path, scored_coco):
     """COCO bbox and segm AP of the exported model's own outputs in ONNX Runtime (mapped back to the original
     images by ``RuntimeDetector``) equal those of mmdet's ``predict`` on the same images, at FFFF and TTTT."""
@@ -377,6 +381,7 @@ def test_runtime_detections_score_the_ap_of_mmdets_predictions(tmp_path, scored_
         assert unmapped['coco/bbox_mAP'] < expected['coco/bbox_mAP'] - 0.05, 'the check must see a wrong mapping'
 
 
+@pytest.mark.slow
 def test_benchmark_tool_scores_the_whole_detector_in_the_runtime(tmp_path, scored_coco, capsys, monkeypatch):
     """benchmark_subnets.py --backend onnxruntime exports all depths in one model and takes each row's quality from
     the runtime's detections, PyTorch's beside it: at FFFF they agree; at TTTT a runtime patched to keep only its
@@ -516,6 +521,7 @@ def test_unsupported_dense_heads_are_refused_with_the_reason(retinanet_config):
         DeployableDetector(model, SHAPE)
 
 
+@pytest.mark.slow
 def test_one_retinanet_model_holds_every_depth(tmp_path, retinanet_config):
     """The user's path for RetinaNet: export_detector.py --all-depths (the default exporter), the depth switched per
     call in one session, each depth what mmdet predicts at it, and the example script without PyTorch."""
@@ -545,6 +551,7 @@ def test_one_retinanet_model_holds_every_depth(tmp_path, retinanet_config):
     assert all('mask_area' not in line for line in lines)
 
 
+@pytest.mark.slow
 def test_benchmark_tool_scores_retinanet_in_the_runtime_as_in_pytorch(tmp_path, retinanet_config):
     """benchmark_subnets.py --backend onnxruntime on the tiny RetinaNet (its all-depths model): the COCO bbox AP of
     the runtime's own detections, mapped back to three generated 240 x 200 images, equals mmdet's at FFFF and TTTT.

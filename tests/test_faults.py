@@ -132,6 +132,7 @@ def test_test_tool_refuses_a_checkpoint_that_does_not_load(tmp_path, tiny_data, 
     assert 'accuracy/top1' not in out  # no figure of a random model
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_a_checkpoint_with_another_head_needs_the_opt_in(tmp_path, tiny_data, one_iter_checkpoint,
                                                                          capsys):
     opts = _options(tiny_data, num_classes=3) + [f'load_from={one_iter_checkpoint}', 'train_cfg.max_iters=1',
@@ -202,6 +203,7 @@ def test_foreign_objects_in_a_legacy_checkpoint_are_still_refused_as_unsafe(tmp_
 # --- item 8: a kill while saving, a top-level typo ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_kill_while_saving_leaves_the_previous_checkpoint(tmp_path, tiny_data):
     """With max_keep_ckpts=1, mmengine removed iter_1.pth first and wrote iter_2.pth in place: killed in the
     middle of that write, the run had no loadable checkpoint. The kill is the kernel's (file size limit)."""
@@ -264,6 +266,7 @@ def test_make_synthetic_coco_refuses_what_it_cannot_generate(tmp_path, args, say
         make_coco_instances(str(tmp_path / 'coco'), 0, 1)
 
 
+@pytest.mark.slow
 def test_launcher_pytorch_without_torchrun_says_so(tmp_path, tiny_data):
     assert 'RANK' not in os.environ  # as in a shell: the tool sets LOCAL_RANK itself, which hid the message
     code, out = run_tool('tools/train.py', CONFIG, '--work-dir', tmp_path, '--launcher', 'pytorch',

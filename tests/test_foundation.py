@@ -33,6 +33,7 @@ def test_import_registers_modules_for_both_libraries():
     assert 'AnytimeAccuracy' in METRICS.module_dict
 
 
+@pytest.mark.slow
 def test_the_checkpoint_loader_is_announced_and_can_be_opted_out_of():
     import mmengine.runner.checkpoint as mmengine_checkpoint
 
@@ -86,6 +87,7 @@ def trained_two_iters(tiny_cls_data, tmp_path_factory):
     return work_dir
 
 
+@pytest.mark.slow
 def test_train_saves_checkpoints(trained_two_iters):
     assert osp.isfile(osp.join(trained_two_iters, 'iter_2.pth'))
     ckpt = safe_torch_load(osp.join(trained_two_iters, 'iter_2.pth'))
@@ -93,6 +95,7 @@ def test_train_saves_checkpoints(trained_two_iters):
     assert any(k.endswith('bn1_skip.weight') for k in ckpt['state_dict'])
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_saved_iteration(trained_two_iters, tiny_cls_data):
     _, out = run_tool('tools/train.py', CONFIG, '--work-dir', trained_two_iters, '--resume', '--cfg-options',
                       *_data_options(tiny_cls_data), 'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
@@ -104,6 +107,7 @@ def test_resume_continues_from_the_saved_iteration(trained_two_iters, tiny_cls_d
     assert ckpt['meta']['iter'] == 4
 
 
+@pytest.mark.slow
 def test_test_tool_loads_the_checkpoint_and_evaluates(trained_two_iters, tiny_cls_data, tmp_path):
     out_file = tmp_path / 'preds.pkl'
     _, out = run_tool('tools/test.py', CONFIG, osp.join(trained_two_iters, 'iter_2.pth'), '--work-dir',
@@ -173,6 +177,7 @@ def test_load_config_flags_only_new_keys(repo_root):
     assert cfg.model.backbone.skip == 'TTFF' and cfg.train_cfg.max_iters == 3
 
 
+@pytest.mark.slow
 def test_checkpoint_trained_with_the_hook_loads_without_it(trained_two_iters):
     from mmengine.config import Config
     from mmengine.runner import load_checkpoint

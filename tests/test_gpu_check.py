@@ -86,6 +86,7 @@ def _section(results, step):
     return match.group(1), match.group(2)
 
 
+@pytest.mark.slow
 def test_dry_run_writes_the_depth_table_backbone_ratios_and_finite_losses(dry_run):
     proc, results, _ = dry_run
     assert proc.returncode == 0, proc.stdout + proc.stderr + results
@@ -119,6 +120,7 @@ def test_dry_run_writes_the_depth_table_backbone_ratios_and_finite_losses(dry_ru
     assert 'losses finite: yes' in train
 
 
+@pytest.mark.slow
 def test_carried_wheels_cover_every_module_the_dry_run_imported(dry_run):
     """What each step's processes imported (PYTHONPROFILEIMPORTTIME lines in their logs), by distribution: each is
     on the GPU machine's image or in bench/gpu_wheels.txt."""
@@ -141,6 +143,7 @@ def test_carried_wheels_cover_every_module_the_dry_run_imported(dry_run):
     assert not missing, f'imported by the check, neither on the GPU machine nor carried: {missing}'
 
 
+@pytest.mark.slow
 def test_failing_step_is_reported_and_later_steps_still_run(tmp_path):
     empty = tmp_path / 'no_wheels'
     empty.mkdir()

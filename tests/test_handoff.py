@@ -44,6 +44,7 @@ def _build_detector(checkpoint, config=DET_CONFIG):
     return model
 
 
+@pytest.mark.slow
 def test_mask_rcnn_starts_from_the_handed_over_backbone(trained_r50_classifier, tmp_path):
     out = tmp_path / 'r50_adn_backbone.pth'
     _, log = run_tool('tools/model_converters/cls_to_det_backbone.py', trained_r50_classifier, DET_CONFIG, out)
@@ -63,6 +64,7 @@ def test_mask_rcnn_starts_from_the_handed_over_backbone(trained_r50_classifier, 
     assert not torch.equal(twin_mean, det_state['layer3.0.bn1.running_mean'])
 
 
+@pytest.mark.slow
 def test_the_classifier_checkpoint_itself_works_as_the_backbone_init(trained_r50_classifier):
     classifier = safe_torch_load(trained_r50_classifier)['state_dict']
     detector = _build_detector(trained_r50_classifier)  # init_cfg prefix='backbone.' picks the backbone
@@ -70,6 +72,7 @@ def test_the_classifier_checkpoint_itself_works_as_the_backbone_init(trained_r50
         assert torch.equal(value, classifier['backbone.' + key]), key
 
 
+@pytest.mark.slow
 def test_a_backbone_of_another_depth_is_refused_before_training(trained_r50_classifier, tmp_path):
     code, log = run_tool('tools/model_converters/cls_to_det_backbone.py', trained_r50_classifier, DET_CONFIG,
                          tmp_path / 'x.pth', '--cfg-options', 'model.backbone.depth=101', check=False)
@@ -88,6 +91,7 @@ def test_check_backbone_fits_names_mis_shaped_tensors():
         classifier_backbone_state({'fc.weight': torch.zeros(1)})
 
 
+@pytest.mark.slow
 def test_swin_classifier_hands_over_and_detection_only_output_norms_keep_their_init(tmp_path):
     """Swin's detection backbone has output norms norm0..2 that no classifier has: they may be missing."""
     from mmpretrain.registry import MODELS

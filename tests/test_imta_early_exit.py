@@ -81,6 +81,7 @@ def test_everyone_leaves_at_the_first_exit_and_nobody_early():
         early_exit_predict(model, x, [0.5, 0.5])
 
 
+@pytest.mark.slow
 def test_benchmark_tool_reports_time_and_expected_flops(tmp_path):
     root = str(tmp_path / 'data')
     make_classification_folder(root, classes=('cross', 'ring', 'square'), train_per_class=10, val_per_class=6,

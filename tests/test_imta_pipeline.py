@@ -48,6 +48,7 @@ def data_root(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_two_phase_training_and_budgeted_evaluation(data_root, tmp_path):
     # phase I: MSDNet with Gradient Equilibrium, plain CE summed over exits
     cfg1 = _shrink(load_config(osp.join(CONFIGS, 'msdnet-ge_tiny-4exits_synthetic.py')), data_root,

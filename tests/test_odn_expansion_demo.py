@@ -159,6 +159,7 @@ def test_every_new_depth_gets_a_fresh_optimizer_at_the_base_rate(runs):
         assert recorder.optimizer_state[7] > 0  # momentum buffers again after one epoch
 
 
+@pytest.mark.slow
 def test_plot_tool_draws_and_summarises_the_decision_logs(tmp_path, runs):
     out = tmp_path / 'figs' / 'expansion.png'
     _, printed = run_tool('tools/odn/plot_expansion.py', runs['restart'][0], runs['continue'][0], '--labels',
@@ -182,6 +183,7 @@ def test_plot_tool_draws_and_summarises_the_decision_logs(tmp_path, runs):
     assert table in printed and '| restart | 3 of 3 |' in table and '| continue | 3 of 3 |' in table
 
 
+@pytest.mark.slow
 def test_plot_tool_says_what_it_needs(tmp_path):
     code, out = run_tool('tools/odn/plot_expansion.py', tmp_path, '--out', tmp_path / 'x.png', check=False)
     assert code != 0 and 'odn_result.json' in out and 'give the work dir of an ODN run' in out

@@ -147,6 +147,7 @@ def train(path, work_dir, data_root, param_scheduler=None, **overrides):
     return recorder, runner.train_loop.result()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', sorted(NOTEBOOKS) + ['configs/odn/odn_resnet18_synthetic.py'])
 def test_each_epoch_trains_at_the_notebooks_rate(path, tmp_path, digits):
     warmup_epochs, warmup_lr, depth1_lr, later_lr = {**NOTEBOOKS, **TOY}[path]

@@ -54,6 +54,7 @@ def _outside(tmp_path, site):
     return work, {'PYTHONPATH': str(site)}
 
 
+@pytest.mark.slow
 def test_wheel_carries_the_configs_tools_and_model_index(installed):
     _, wheel = installed
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -76,6 +77,7 @@ def _scope_wired(site) -> bool:
     return out.stdout.strip().endswith('True')
 
 
+@pytest.mark.slow
 def test_outside_config_inherits_mmadn_bases_from_the_installed_package(installed, tmp_path):
     site, _ = installed
     work, env = _outside(tmp_path, site)
@@ -106,6 +108,7 @@ def test_outside_config_inherits_mmadn_bases_from_the_installed_package(installe
     assert 'no such config' in out and 'mmadn::mask_rcnn_r50_adn_fpn_1x_coco.py' in out  # the suggestion
 
 
+@pytest.mark.slow
 def test_mim_trains_and_tests_the_classification_demo_from_the_wheel(installed, tmp_path):
     site, _ = installed
     if not osp.isfile(MIM):

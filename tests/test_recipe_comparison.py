@@ -144,6 +144,7 @@ def test_derived_networks(tmp_path):
     assert cfg.model.backbone.type == 'ResNetADN' and cfg.custom_hooks  # the original is left as it was
 
 
+@pytest.mark.slow
 def test_comparison_on_a_tiny_coco_set(tmp_path, capsys):
     """The whole comparison on a generated COCO-format set (its own 3 classes): crops of its instances, three
     pretrainings, three detectors, each measured; the table's four rows with numbers, the per-seed JSON; then a

@@ -34,6 +34,7 @@ def trained(tmp_path_factory):
     return work, data
 
 
+@pytest.mark.slow
 def test_get_flops_counts_every_requested_subnet_as_mmengine_does(tmp_path):
     out_json = tmp_path / 'flops.json'
     _, out = run_tool('tools/analysis_tools/get_flops.py', DIGITS_CFG, '--shape', '64', '--skip', 'super', 'ttff',
@@ -81,6 +82,7 @@ def test_get_flops_refuses_a_bad_skip_and_a_detector_without_data_or_shape(capsy
     assert code == 2 and '--shape H W' in out
 
 
+@pytest.mark.slow
 def test_analyze_logs_plots_the_losses_with_the_kl_terms(trained, tmp_path, capsys):
     work, _ = trained
     png = tmp_path / 'curves.png'
@@ -107,6 +109,7 @@ def test_analyze_logs_plots_the_losses_with_the_kl_terms(trained, tmp_path, caps
     assert code == 1 and 'loss_typo' in out and 'loss_kl' in out
 
 
+@pytest.mark.slow
 def test_browse_dataset_draws_the_labels_of_the_generated_digits(trained, tmp_path):
     _, data = trained
     out_dir = tmp_path / 'browse'
@@ -123,6 +126,7 @@ def test_browse_dataset_draws_the_labels_of_the_generated_digits(trained, tmp_pa
     assert plain.shape == drawn.shape and np.abs(plain.astype(int) - drawn.astype(int)).max() > 100  # text drawn
 
 
+@pytest.mark.slow
 def test_browse_dataset_draws_boxes_and_masks_of_the_generated_coco(tmp_path, capsys):
     from mmadn.datasets import make_coco_instances
     root = str(tmp_path / 'coco') + '/'
@@ -138,6 +142,7 @@ def test_browse_dataset_draws_boxes_and_masks_of_the_generated_coco(tmp_path, ca
     assert code == 2 and '--output-dir' in out
 
 
+@pytest.mark.slow
 def test_print_config_merges_an_mmadn_base(tmp_path, capsys):
     config = tmp_path / 'mine.py'
     config.write_text("_base_ = 'mmadn::demo/resnet18_adn_synthetic_cls.py'\n"
@@ -153,6 +158,7 @@ def test_print_config_merges_an_mmadn_base(tmp_path, capsys):
     assert code == 1 and "'load_from'" in out
 
 
+@pytest.mark.slow
 def test_publish_model_strips_the_optimizer_and_names_the_file_by_its_hash(trained, tmp_path, capsys):
     work, _ = trained
     ckpt = osp.join(work, 'iter_6.pth')
