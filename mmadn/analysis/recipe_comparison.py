@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.config import Config, ConfigDict
 
 from mmadn.datasets.instance_crops import coco_class_names, crop_set_cfg_options, make_instance_crop_set
+from mmadn.engine import remove_distill_hook
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_CLS_CONFIG = 'configs/demo/resnet18_adn_shapes_cls.py'
@@ -203,7 +204,7 @@ def derived_config(cfg: Config, path: str, plain: bool = False, skip: Optional[s
     if skip is not None:
         backbone.skip = skip
     if plain or not hook:
-        cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.type != 'ADNDistillHook']
+        remove_distill_hook(cfg)
     cfg.merge_from_dict(updates)
     os.makedirs(osp.dirname(path), exist_ok=True)
     cfg.dump(path)

@@ -12,6 +12,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from mmadn.engine import remove_distill_hook
 from mmadn.models.utils import adaptive_backbones
 
 
@@ -30,7 +31,7 @@ def export_model(model: nn.Module, cfg: Config, fuse: bool = False) -> Tuple[Con
     backbone_cfg, static = export_backbone(model.backbone, fuse=fuse)
     cfg = copy.deepcopy(cfg)
     cfg.model.backbone = Config(backbone_cfg).to_dict()
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'ADNDistillHook']
+    remove_distill_hook(cfg)
     state = OrderedDict(('backbone.' + k, v) for k, v in static.state_dict().items())
     for key, value in model.state_dict().items():
         if not key.startswith('backbone.'):

@@ -10,7 +10,7 @@ from mmpretrain.registry import MODELS
 from mmadn.models.distillers import SubPathDistillation
 from mmadn.models.utils import AdaptiveDepthMixin
 from mmadn.models.utils.adaptive_depth import trains_every_path
-from .hooks import ADNDistillHook
+from .distill_config import distill_hooks
 
 
 def unused_parameters_reason(cfg) -> Optional[str]:
@@ -24,7 +24,7 @@ def unused_parameters_reason(cfg) -> Optional[str]:
         backbone_type = MODELS.get(backbone_type.split('.')[-1])  # ADN backbones are in both registries
     if not (isinstance(backbone_type, type) and issubclass(backbone_type, AdaptiveDepthMixin)):
         return None
-    hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') in ('ADNDistillHook', ADNDistillHook)]
+    hooks = distill_hooks(cfg)
     if hooks:
         subnets = SubPathDistillation.trained_subnets(
             {k: v for k, v in hooks[0].items() if k not in ('type', 'priority')})
