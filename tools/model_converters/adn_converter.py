@@ -6,8 +6,8 @@ ARCH is an architecture whose registered backbone declares its ``checkpoint_layo
 swin); by default the one whose layouts recognise SRC's keys. SRC may be a released ADN model (or the torchvision
 model it is built on), an mmpretrain classifier or, for ``--to released`` / ``mmdet``, a ResNet detector. Every
 conversion is a pure function next to its model (``mmadn/models/backbones/*_layouts.py``) and round-trips
-bit-exactly. The output is an mmengine-style checkpoint (``{'meta': ..., 'state_dict': ...}``); with
-``--to released`` it is a bare state dict, as released.
+bit-exactly; detection and dispatch are ``mmadn.models.utils.checkpoint_layout``. The output is an mmengine-style
+checkpoint (``{'meta': ..., 'state_dict': ...}``); with ``--to released`` it is a bare state dict, as released.
 """
 import argparse
 import os.path as osp
@@ -17,40 +17,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from mmadn.models.utils.checkpoint_layout import CheckpointLayouts, unwrap_state_dict  # noqa: E402
-from mmadn.registry import MMPRETRAIN_MODELS  # noqa: E402
+import mmadn  # noqa: E402,F401  registers the backbones, whose layouts are read
+from mmadn.models.utils.checkpoint_layout import (convert_checkpoint, detect_arch,  # noqa: E402,F401
+                                                  registered_layouts, unwrap_state_dict)
 from mmadn.utils import safe_torch_load  # noqa: E402
 
-# every registered backbone that declares its checkpoint layouts, by architecture
-ARCHS = {
-    cls.checkpoint_layouts.arch: cls.checkpoint_layouts
-    for cls in MMPRETRAIN_MODELS.module_dict.values()
-    if isinstance(getattr(cls, 'checkpoint_layouts', None), CheckpointLayouts)
-}
-
-
-def detect_arch(state_dict):
-    """(arch, layout) of the one architecture whose layouts recognise ``state_dict``, or a ValueError."""
-    found, reasons = [], []
-    for arch, layouts in ARCHS.items():
-        try:
-            found.append((arch, layouts.detect(state_dict)))
-        except ValueError as err:
-            reasons.append(f'  {arch}: {str(err).splitlines()[0]}')
-    if len(found) > 1:
-        raise ValueError(f'Several architectures recognise this checkpoint ({found}); choose one with --arch.')
-    if not found:
-        raise ValueError('No ADN architecture recognises this checkpoint:\n' + '\n'.join(reasons))
-    return found[0]
-
-
-def convert(state_dict, to, arch=None):
-    """(arch, source layout, converted state dict)."""
-    if arch is None:
-        arch, source = detect_arch(state_dict)
-    else:
-        source = ARCHS[arch].detect(state_dict)
-    return arch, source, ARCHS[arch].convert(state_dict, to)
+convert = convert_checkpoint  # the converter's API under its earlier names: detect_arch, convert
 
 
 def main(argv=None):
@@ -58,12 +30,12 @@ def main(argv=None):
     parser.add_argument('src', help='source checkpoint')
     parser.add_argument('dst', help='where to write the converted checkpoint')
     parser.add_argument('--to', required=True, choices=['mmpretrain', 'mmdet', 'released'])
-    parser.add_argument('--arch', choices=sorted(ARCHS), help='default: detected from the keys')
+    parser.add_argument('--arch', choices=sorted(registered_layouts()), help='default: detected from the keys')
     args = parser.parse_args(argv)
 
     state_dict = unwrap_state_dict(safe_torch_load(args.src))
     try:
-        arch, source, converted = convert(state_dict, args.to, args.arch)
+        arch, source, converted = convert_checkpoint(state_dict, args.to, args.arch)
     except ValueError as err:
         raise SystemExit(f'{args.src}: {err}') from None
     out = converted if args.to == 'released' else dict(

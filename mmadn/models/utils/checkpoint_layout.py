@@ -2,8 +2,9 @@
 
 An architecture declares its layouts once (:class:`CheckpointLayouts`, carried by its backbone class as
 ``checkpoint_layouts``): the keys that identify each layout and its renamings to and from one hub layout.
-Detection and conversion are written here; ``tools/model_converters/adn_converter.py`` dispatches through the
-declarations of the registered backbones. A conversion renames keys (and permutes where two codebases order a
+Detection and conversion are written here, for one architecture and across all the registered backbones'
+declarations (:func:`detect_arch`, :func:`convert_checkpoint`, what ``tools/model_converters/adn_converter.py``
+runs). A conversion renames keys (and permutes where two codebases order a
 tensor differently), so it is exact to the bit.
 """
 from collections import OrderedDict
@@ -11,6 +12,7 @@ from typing import Callable, Dict, Iterable, Mapping, NamedTuple, Optional, Sequ
 
 import torch
 
+from mmadn.registry import MMPRETRAIN_MODELS
 from .skippable import TWIN_SUFFIX
 
 Renaming = Callable[[Mapping[str, torch.Tensor]], 'OrderedDict[str, torch.Tensor]']
@@ -102,3 +104,41 @@ class CheckpointLayouts:
                              'the classifier it was trained from.')
         hub = OrderedDict(state_dict) if source.name == self.hub else source.to_hub(state_dict)
         return hub if to == self.hub else self.layouts[to].from_hub(hub)
+
+
+def registered_layouts() -> Dict[str, CheckpointLayouts]:
+    """The layouts of every architecture whose registered ADN backbone declares them (``checkpoint_layouts``), by
+    ``arch``. Read when called: the backbones register when ``mmadn`` is imported, after this module."""
+    return OrderedDict((cls.checkpoint_layouts.arch, cls.checkpoint_layouts)
+                       for cls in MMPRETRAIN_MODELS.module_dict.values()
+                       if isinstance(getattr(cls, 'checkpoint_layouts', None), CheckpointLayouts))
+
+
+def detect_arch(state_dict: Mapping[str, torch.Tensor]) -> Tuple[str, str]:
+    """``(arch, layout)`` of the one registered architecture whose layouts recognise ``state_dict``; a ValueError
+    that lists each architecture's reason when none does, or asks for an ``arch`` when several do."""
+    found, reasons = [], []
+    for arch, layouts in registered_layouts().items():
+        try:
+            found.append((arch, layouts.detect(state_dict)))
+        except ValueError as err:
+            reasons.append(f'  {arch}: {str(err).splitlines()[0]}')
+    if len(found) > 1:
+        raise ValueError(f'Several architectures recognise this checkpoint ({found}); choose one with --arch.')
+    if not found:
+        raise ValueError('No ADN architecture recognises this checkpoint:\n' + '\n'.join(reasons))
+    return found[0]
+
+
+def convert_checkpoint(state_dict: Mapping[str, torch.Tensor], to: str,
+                       arch: Optional[str] = None) -> Tuple[str, str, 'OrderedDict[str, torch.Tensor]']:
+    """``(arch, source layout, state dict in layout to)``; ``arch`` (default: :func:`detect_arch`) names the
+    architecture whose conversions apply."""
+    archs = registered_layouts()
+    if arch is None:
+        arch, source = detect_arch(state_dict)
+    elif arch not in archs:
+        raise ValueError(f'Unknown architecture {arch!r}; the registered ones are {", ".join(sorted(archs))}.')
+    else:
+        source = archs[arch].detect(state_dict)
+    return arch, source, archs[arch].convert(state_dict, to)
