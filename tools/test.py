@@ -5,43 +5,31 @@
 evaluated by choosing its skip string.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
-from mmadn.apis import set_launcher, set_work_dir  # noqa: E402
-from mmadn.utils import hand_over_datasets, load_config, preflight_datasets, task_of  # noqa: E402
+from mmadn.apis import (add_data_check_argument, add_launcher_arguments, add_model_arguments,  # noqa: E402
+                        build_runner, export_local_rank, set_launcher, set_work_dir)
+from mmadn.utils import load_config, preflight_datasets, task_of  # noqa: E402
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    add_model_arguments(parser, config_help='test config file path')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--out', type=str, help='dump predictions to a pickle file for offline evaluation')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument('--show-dir', help='directory where painted images will be saved')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
-        'merged into config file. e.g. model.backbone.skip=TTFF')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--skip-data-check', action='store_true',
-                        help='check only the dataset paths, not the annotations and images (the pre-flight)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_arguments(parser)
+    add_data_check_argument(parser)
     args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    export_local_rank(args)
     return args
 
 
@@ -77,8 +65,7 @@ def main():
     if args.show or args.show_dir:
         enable_visualization(cfg, args, task)
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    hand_over_datasets(runner, datasets)
+    runner = build_runner(cfg, datasets)
 
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):

@@ -6,25 +6,21 @@ Before the model is built, the datasets are loaded and checked (:mod:`mmadn.util
 missing pretrained checkpoint is named with the commands that make it.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
-from mmadn.apis import set_launcher, set_work_dir, use_atomic_checkpoints  # noqa: E402
+from mmadn.apis import (add_data_check_argument, add_launcher_arguments, add_model_arguments,  # noqa: E402
+                        build_runner, export_local_rank, set_launcher, set_work_dir, use_atomic_checkpoints)
 from mmadn.engine.hooks import find_resume_checkpoint  # noqa: E402
-from mmadn.utils import check_pretrained_checkpoints, hand_over_datasets, load_config, preflight_datasets  # noqa: E402
+from mmadn.utils import check_pretrained_checkpoints, load_config, preflight_datasets  # noqa: E402
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a detector or classifier')
-    parser.add_argument('config', help='train config file path')
+    add_model_arguments(parser, checkpoint=None, config_help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', default=False,
                         help='enable automatic-mixed-precision training (needs a GPU)')
@@ -33,19 +29,10 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='If specify checkpoint path, resume from it, while if not specify, try to auto resume from the '
         'latest checkpoint in the work directory.')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
-        'merged into config file. e.g. model.backbone.skip=TTFF')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--skip-data-check', action='store_true',
-                        help='check only the dataset paths, not the annotations and images (the pre-flight)')
-    # torch.distributed.launch passes --local-rank, torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_arguments(parser)
+    add_data_check_argument(parser)
     args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    export_local_rank(args)
     return args
 
 
@@ -85,9 +72,7 @@ def main():
     check_pretrained_checkpoints(cfg)
     datasets = preflight_datasets(cfg, ('train', 'val') if cfg.get('val_cfg', None) is not None else ('train', ),
                                   skip=args.skip_data_check)
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    hand_over_datasets(runner, datasets)
-    runner.train()
+    build_runner(cfg, datasets).train()
 
 
 if __name__ == '__main__':

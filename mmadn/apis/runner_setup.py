@@ -1,4 +1,5 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: turning a config and CLI arguments into a Runner.
+"""Turning a config and CLI arguments into a Runner: what ``tools/train.py``, ``tools/test.py`` and the evaluation
+tools (``mmadn.apis.evaluation``) share.
 
 Kept out of the scripts so that the scripts stay as short as mmdet's and the logic is importable and tested.
 Reading and checking the config is ``mmadn.utils.config_loading``.
@@ -7,14 +8,17 @@ import atexit
 import gc
 import os
 import os.path as osp
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
 
 from mmadn.engine import unused_parameters_reason
+from mmadn.utils import hand_over_datasets
 
 
 def use_atomic_checkpoints(cfg: Config) -> None:
@@ -103,17 +107,9 @@ def set_find_unused_parameters(cfg: Config) -> None:
     print_log(f'DDP: find_unused_parameters=True, as {reason}.', logger='current')
 
 
-def at_least(minimum: int):
-    """An argparse ``type``: an integer of at least ``minimum``, or an error that says which (exit code 2)."""
-    import argparse
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
-        return value
-
-    return parse
+def build_runner(cfg: Config, datasets: Optional[Dict[str, dict]] = None) -> Runner:
+    """The config's Runner (``runner_type`` when it names one, as in mmdet's tools), given the ``datasets`` the
+    pre-flight built (``mmadn.utils.preflight_datasets``) so that it does not load them again."""
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    hand_over_datasets(runner, datasets or {})
+    return runner

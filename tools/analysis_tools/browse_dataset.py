@@ -18,18 +18,18 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import mmcv  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import DATASETS, VISUALIZERS, DefaultScope  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules
 import mmadn.utils.config_scope  # noqa: E402,F401  mmadn:: base configs
+from mmadn.apis import add_model_arguments  # noqa: E402
 from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Draw a dataset with its annotations')
-    parser.add_argument('config', help='config file path')
+    add_model_arguments(parser, checkpoint=None)
     parser.add_argument('--phase', choices=('train', 'val', 'test'), default='train',
                         help='which dataloader\'s dataset (and pipeline) to draw (default: train)')
     parser.add_argument('--output-dir', default=None, help='write the drawn images here')
@@ -37,10 +37,6 @@ def parse_args(argv=None):
     parser.add_argument('--show', action='store_true', help='show each image in a window')
     parser.add_argument('--show-interval', type=float, default=2, help='seconds each shown image stays')
     parser.add_argument('--min-size', type=int, default=320, help='enlarge images whose shorter side is smaller')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
-        'merged into config file. e.g. train_dataloader.dataset.data_root=data/other')
     args = parser.parse_args(argv)
     if args.output_dir is None and not args.show:
         parser.error('nothing to do: give --output-dir DIR (write the images) and/or --show (a window)')

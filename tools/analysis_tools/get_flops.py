@@ -20,13 +20,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import MODELS, DefaultScope  # noqa: E402
 from mmengine.runner import Runner, load_checkpoint  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules
 import mmadn.utils.config_scope  # noqa: E402,F401  mmadn:: base configs
-from mmadn.analysis import active_parameters, canonical_skips, count_flops  # noqa: E402
+from mmadn.analysis import active_parameters, count_flops  # noqa: E402
+from mmadn.apis import add_model_arguments, parse_skips  # noqa: E402
 from mmadn.models import adaptive_backbones, subnet  # noqa: E402
 from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
 
@@ -35,15 +35,11 @@ CLASSIFIER_SHAPE = (224, 224)
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='FLOPs and parameters of every sub-network')
-    parser.add_argument('config', help='config file path')
+    add_model_arguments(parser, checkpoint='option',
+                        checkpoint_help='load these weights first (FLOPs do not depend on them)')
     parser.add_argument('--skip', nargs='+', help='sub-networks to count, e.g. FFFF ttff base (default: all)')
     parser.add_argument('--shape', type=int, nargs='+', help='input height [width] (default: the first test batch)')
-    parser.add_argument('--checkpoint', help='load these weights first (FLOPs do not depend on them)')
     parser.add_argument('--out', help='also write the rows to this JSON file')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
-        'merged into config file. e.g. model.backbone.skip=TTFF')
     args = parser.parse_args(argv)
     if args.shape is not None and len(args.shape) not in (1, 2):
         parser.error(f'--shape takes H or H W, got {len(args.shape)} numbers')
@@ -109,11 +105,7 @@ def main(argv=None):
 
         backbones = adaptive_backbones(model)
         if backbones:
-            try:
-                skips = canonical_skips(args.skip, backbones[0].num_skip_flags, type(backbones[0]).__name__) \
-                    if args.skip else backbones[0].subnets()
-            except ValueError as err:
-                parser.error(str(err))
+            skips = parse_skips(parser, backbones[0], args.skip)
         elif args.skip:
             parser.error(f'--skip: model.backbone is {type(model.backbone).__name__}, not an adaptive-depth backbone')
         else:

@@ -26,8 +26,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 
+from mmadn.apis import add_model_arguments, check_checkpoint  # noqa: E402
 from mmadn.deploy.all_depths import skip_tensor  # noqa: E402
 from mmadn.deploy.detector_export import (DeployableDetector, build_detector, dataset_classes,  # noqa: E402
                                           detection_agreement, export_detector, test_input_shape)
@@ -40,8 +40,7 @@ BOX_TOLERANCE_PX = 1e-2
 
 def build_parser():
     parser = argparse.ArgumentParser(description='Export an ADN detector at one depth to one ONNX model')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    add_model_arguments(parser)
     depth = parser.add_mutually_exclusive_group(required=True)
     depth.add_argument('--skip', help="the depth: one T/F flag per stage ('TTTT'), super or base")
     depth.add_argument('--all-depths', action='store_true', help='every depth in one model, chosen per call')
@@ -53,15 +52,13 @@ def build_parser():
                         help='torch\'s TorchScript-based exporter (deprecated, 5-10x faster to export) instead of '
                         'its default dynamo exporter; for quick checks: its Mask R-CNN of the trained demo detector '
                         'failed in ONNX Runtime on some images (a Reshape fixed at tracing)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint {args.checkpoint} does not exist.')
+    check_checkpoint(parser, args.checkpoint)
     try:
         cfg = load_config(args.config, args.cfg_options)
         shape = tuple(args.shape) if args.shape else test_input_shape(cfg)

@@ -21,10 +21,10 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
+from mmadn.apis import add_model_arguments  # noqa: E402
 from mmadn.imta import budget_sweep, exit_accuracies, exit_costs  # noqa: E402
 from mmadn.imta.budgeted import DEFAULT_QS  # noqa: E402
 from mmadn.imta.loading import load_for_budgets  # noqa: E402
@@ -32,15 +32,12 @@ from mmadn.imta.loading import load_for_budgets  # noqa: E402
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    add_model_arguments(parser, device=True)
     parser.add_argument('--out-dir', required=True, help='where the tables, the curve and results.json go')
     parser.add_argument('--flops-convention', choices=['mmengine', 'msdnet'], default='mmengine',
                         help="mmengine's default count, or MSDNet's counter convention (the papers' figures)")
     parser.add_argument('--qs', type=float, nargs='+', default=None,
                         help='budget parameters q (default: p / 20 for p = 1..40, as the public code)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, k=v')
     return parser.parse_args()
 
 

@@ -12,21 +12,16 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 import mmadn  # noqa: E402,F401  registers the modules
 import mmadn.utils.config_scope  # noqa: E402,F401  mmadn:: base configs
+from mmadn.apis import add_model_arguments  # noqa: E402
 from mmadn.utils import load_config  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Print the whole config')
-    parser.add_argument('config', help='config file path')
+    add_model_arguments(parser, checkpoint=None)
     parser.add_argument('--save-path', help='also write the merged config to this file (.py, .json or .yml)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy format will be '
-        'merged into config file. e.g. model.backbone.skip=TTFF')
     return parser.parse_args(argv)
 
 

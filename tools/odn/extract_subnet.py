@@ -16,12 +16,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
+from mmadn.apis import add_model_arguments  # noqa: E402
 from mmadn.odn import extract, extracted_model_cfg, model_stats  # noqa: E402
 from mmadn.utils import load_config  # noqa: E402
 
@@ -32,13 +33,12 @@ TRAINING_KEYS = ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_schedu
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Extract the depth-D network of an ODN model')
-    parser.add_argument('config', help='the training config of the ODN model')
-    parser.add_argument('checkpoint', help='a checkpoint of it (e.g. best_depth2.pth written by ODNTrainLoop)')
+    add_model_arguments(parser, config_help='the training config of the ODN model',
+                        checkpoint_help='a checkpoint of it (e.g. best_depth2.pth written by ODNTrainLoop)')
     parser.add_argument('--depth', type=int, help='depth level to keep (default: the one stored in CKPT)')
     parser.add_argument('--out-dir', help='where to write the config and checkpoint (default: next to CKPT)')
     parser.add_argument('--shape', type=int, nargs=2, default=(32, 32), metavar=('H', 'W'),
                         help='input size for the FLOPs and the prediction check (default: 32 32)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override settings of CONFIG')
     return parser.parse_args()
 
 
