@@ -17,7 +17,7 @@ For a classifier (mmpretrain) or a detector (mmdet) with an ADN backbone, writes
   base-net on the first ``--num-images`` test images (Fig. 4);
 - ``depth_analysis.json``: every number of the figures.
 
-Every argument is checked before the model is built.
+Every argument is checked before the model is built (``mmadn.apis.check_adn_model``).
 """
 import argparse
 import os.path as osp
@@ -25,23 +25,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import MODELS, DefaultScope  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mmadn.analysis import canonical_skips  # noqa: E402
 from mmadn.analysis.depth_analysis import analyze_depth, read_subnet_table, write_depth_report  # noqa: E402
-from mmadn.apis import at_least  # noqa: E402
-from mmadn.models import AdaptiveDepthMixin  # noqa: E402
-from mmadn.utils import check_dataset_paths, load_config, task_of  # noqa: E402
+from mmadn.apis import add_model_arguments, at_least, build_eval_runner, check_adn_model  # noqa: E402
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description='Depth analyses of an ADN checkpoint (sub-network quality, twin '
                                      'norms, stage divergence, Grad-CAM)')
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    add_model_arguments(parser, device=True)
     parser.add_argument('--out-dir', help='default: work_dirs/<config>/depth_analysis')
     parser.add_argument('--table', help='subnets.json of benchmark_subnets.py (or an earlier depth_analysis.json): '
                         'take the sub-networks\' quality from it instead of evaluating them')
@@ -50,57 +41,36 @@ def build_parser():
     parser.add_argument('--num-images', type=at_least(1), default=4, help='test images of the Grad-CAM grid')
     parser.add_argument('--kl-images', type=at_least(1), help='test images of the stage divergence (default: all)')
     parser.add_argument('--title', help='title of the figures (default: the config and the checkpoint)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
 
 
 def check_args(parser, args):
-    """Everything that can be wrong with the command line, before the runner is built, or ``parser.error``."""
+    """This tool's own checks and the model's (``check_adn_model``), before the runner is built, or
+    ``parser.error``."""
     if args.table and args.skips:
         parser.error('--skips chooses the sub-networks to evaluate and --table gives their quality already: '
                      'give one of them.')
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        parser.error(f'--device {args.device} requested but CUDA is not available; use --device cpu.')
-    if not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint {args.checkpoint} does not exist.')
-    try:
-        if args.table:
+    if args.table:
+        try:
             read_subnet_table(args.table)
-        cfg = load_config(args.config, args.cfg_options)
-        task = task_of(cfg)
-        check_dataset_paths(cfg, ('test', ))
-        with DefaultScope.overwrite_default_scope(cfg.default_scope):
-            backbone = MODELS.build(cfg.model.backbone)  # alone: it knows its stages and skip grammar
-    except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
-        parser.error(str(err))
-    if not isinstance(backbone, AdaptiveDepthMixin):
-        parser.error(f'model.backbone is {type(backbone).__name__}, not an ADN backbone: it has no depths to '
-                     'analyse.')
-    stages = backbone.stage_module_names()
+        except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
+            parser.error(str(err))
+    checked = check_adn_model(parser, args)
+    stages = checked.backbone.stage_module_names()
     if args.stage > len(stages):
-        parser.error(f'--stage {args.stage}: {type(backbone).__name__} has {len(stages)} stages ({stages}); '
+        parser.error(f'--stage {args.stage}: {type(checked.backbone).__name__} has {len(stages)} stages ({stages}); '
                      f'give 1..{len(stages)}.')
-    try:
-        skips = (canonical_skips(args.skips, backbone.num_skip_flags, type(backbone).__name__) if args.skips else
-                 backbone.subnets())
-    except ValueError as err:
-        parser.error(str(err))
-    return cfg, task, skips
+    return checked
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    cfg, task, skips = check_args(parser, args)
+    checked = check_args(parser, args)
     out_dir = args.out_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0], 'depth_analysis')
-    cfg.work_dir = osp.join(out_dir, 'runner')
-    cfg.load_from = args.checkpoint
-    cfg.launcher = 'none'
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'ADNDistillHook']
-    runner = Runner.from_cfg(cfg)
-    runner.model.to(torch.device(args.device))
-    results = analyze_depth(runner, task, skips, args.table, args.stage - 1, args.num_images, args.kl_images)
+    runner = build_eval_runner(checked.cfg, args.checkpoint, osp.join(out_dir, 'runner'), device=args.device)
+    results = analyze_depth(runner, checked.task, checked.skips, args.table, args.stage - 1, args.num_images,
+                            args.kl_images)
     checkpoint = osp.join(osp.basename(osp.dirname(osp.abspath(args.checkpoint))), osp.basename(args.checkpoint))
     paths = write_depth_report(results, out_dir, args.title or f'{osp.basename(args.config)}: {checkpoint}')
     print(summary(results))
