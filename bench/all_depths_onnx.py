@@ -25,6 +25,7 @@ from mmadn.deploy.detector_export import (DeployableDetector, build_detector, ex
                                           test_input_shape)
 from mmadn.deploy.runtime import make_session  # noqa: E402
 from mmadn.utils import load_config  # noqa: E402
+from mmadn.utils.timing import measure_latency  # noqa: E402
 
 DEMO = 'configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py'
 
@@ -62,13 +63,8 @@ def mmdet_predict(model, image):
 
 
 def median_ms(fn, runs):
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return float(np.median(times))
+    """Median ms of ``runs`` calls after one warm-up, on the CPU (the sessions and PyTorch run at one thread)."""
+    return measure_latency(fn, 'cpu', warmup=1, runs=runs)['median_ms']
 
 
 def main(argv=None):

@@ -12,15 +12,17 @@ iteration and the ratio to Algorithm 1 (the mean, not the median: an objective w
   Algorithm 1:       ADNDistillHook with ``student_task_loss_weight=0`` (the paper's form);
   detection recipe:  ADNDistillHook's detection defaults (the base-net's own task loss every step);
   and any ``--variant NAME KEY=VALUE ...`` of the hook's arguments, e.g. ``--variant half student_task_loss_interval=2``.
-Round-robin timing makes the ratios fair on a shared, noisy machine; absolute times are this machine's.
+Round-robin timing (``mmadn.utils.timing.interleaved_latency``) makes the ratios fair on a shared, noisy machine;
+absolute times are this machine's.
 """
 import argparse
+import contextlib
+import itertools
 import logging
 import os.path as osp
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -31,6 +33,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401
 from mmadn.models import SubPathDistillation  # noqa: E402
+from mmadn.utils.timing import interleaved_latency  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(ROOT, 'configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py')
@@ -78,22 +81,21 @@ def main():
         name, settings = parse_variant(tokens)
         objectives[name] = SubPathDistillation(model, plain, **settings)
 
-    def step(objective, batch):
-        model.loss = objective
-        start = time.perf_counter()
-        model.train_step(batch, optim)
-        return (time.perf_counter() - start) * 1e3
+    # each objective's batches: the first for the warm-up round (allocator, oneDNN kernels), then all in turn
+    feeds = {name: itertools.chain(batches[:1], itertools.cycle(batches)) for name in objectives}
+
+    @contextlib.contextmanager
+    def installed(name):  # outside the timed call, as the hook installs it before the step
+        model.loss = objectives[name]
+        yield
 
     torch.manual_seed(0)
-    for objective in objectives.values():  # warm-up: allocator, oneDNN kernels
-        step(objective, batches[0])
-    times = {name: [] for name in objectives}
-    for i in range(args.iters):
-        for name, objective in objectives.items():
-            times[name].append(step(objective, batches[i % len(batches)]))
+    times = interleaved_latency({name: lambda name=name: model.train_step(next(feeds[name]), optim)
+                                 for name in objectives}, next(model.parameters()).device, warmup=1, runs=args.iters,
+                                around=installed)
     del model.loss
 
-    ms = {name: statistics.mean(t) for name, t in times.items()}
+    ms = {name: statistics.mean(t['samples_ms']) for name, t in times.items()}
     base = ms['Algorithm 1']
     print(f'# Training iteration per objective: {osp.relpath(args.config, ROOT)}, batch '
           f'{cfg.train_dataloader.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads, '

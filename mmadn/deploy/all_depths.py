@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mmadn.models.utils import adaptive_backbones
+from mmadn.utils.timing import time_once
 
 
 def _shared_copy(module: nn.Module) -> nn.Module:
@@ -139,17 +140,15 @@ def switch_cost(run, feeds: List[tuple], runs: int = 20, rounds: int = 5) -> dic
     """Call times (ms) of ``run(*feed)`` per feed (one per depth): the median with the feed repeated, and with
     the feeds taken in turn (every call at another depth than the last). ``switch_ms``: the mean over feeds of
     the second minus the first, what a switch adds to a call. The two orders are interleaved in ``rounds`` blocks
-    of ``runs`` calls per feed, so that a slow spell of a shared machine falls on both."""
-    import time
+    of ``runs`` calls per feed, so that a slow spell of a shared machine falls on both. The runtime runs on the
+    CPU: each call is timed by ``mmadn.utils.timing`` with nothing to synchronise."""
     for feed in feeds:
         run(*feed)
     repeated, alternating = [[] for _ in feeds], [[] for _ in feeds]
 
     def timed(order, into):
         for index in order:
-            start = time.perf_counter()
-            run(*feeds[index])
-            into[index].append((time.perf_counter() - start) * 1e3)
+            into[index].append(time_once(lambda: run(*feeds[index]), 'cpu'))
 
     for _ in range(rounds):
         for index in range(len(feeds)):
