@@ -112,8 +112,7 @@ def cal_train_time(args) -> None:
         train, _ = load_log(path)
         if 'time' not in train:
             raise ValueError(f'{path}: the training lines have no "time" key')
-        times = np.array([v for _, v in train['time']])
-        steps = np.array([s for s, _ in train['time']])
+        steps, times = np.array(train['time']).T
         print(f'{"-" * 5}Analyze train time of {path}{"-" * 5}')
         print(f'logged steps: {len(times)} (iterations {int(steps[0])}-{int(steps[-1])})')
         print(f'slowest logged step: iteration {int(steps[times.argmax()])}, {times.max():.4f} s / iter')
