@@ -24,7 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from mmadn.apis import add_model_arguments, at_least  # noqa: E402
+from mmadn.apis import add_model_arguments, at_least, check_device  # noqa: E402
 from mmadn.imta.early_exit_timing import benchmark_early_exit, write_early_exit_report  # noqa: E402
 from mmadn.imta.loading import load_for_budgets  # noqa: E402
 
@@ -37,7 +37,9 @@ def parse_args():
     parser.add_argument('--batch-size', type=at_least(1), default=300, help='test images per call (default 300)')
     parser.add_argument('--repeats', type=at_least(1), default=5, help='timed runs of each mode per q (default 5)')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: unchanged)')
-    return parser.parse_args()
+    args = parser.parse_args()
+    check_device(parser, args.device)
+    return args
 
 
 def main():

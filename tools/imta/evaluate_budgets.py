@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmadn  # noqa: E402,F401  registers the modules and the safe checkpoint loader
-from mmadn.apis import add_model_arguments  # noqa: E402
+from mmadn.apis import add_model_arguments, check_device  # noqa: E402
 from mmadn.imta import budget_sweep, exit_accuracies, exit_costs  # noqa: E402
 from mmadn.imta.budgeted import DEFAULT_QS  # noqa: E402
 from mmadn.imta.loading import load_for_budgets  # noqa: E402
@@ -38,7 +38,9 @@ def parse_args():
                         help="mmengine's default count, or MSDNet's counter convention (the papers' figures)")
     parser.add_argument('--qs', type=float, nargs='+', default=None,
                         help='budget parameters q (default: p / 20 for p = 1..40, as the public code)')
-    return parser.parse_args()
+    args = parser.parse_args()
+    check_device(parser, args.device)
+    return args
 
 
 def collect(model, loader, device):
