@@ -13,7 +13,7 @@ from mmengine.config import Config
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mmadn.datasets import GLYPH_CLASSES, PHOTO_CLASSES, make_glyph_clutter, make_photo_objects
+from mmadn.datasets import GLYPH_CLASSES, PHOTO_CLASSES, SceneSplits, make_glyph_clutter, make_photo_objects
 from mmadn.datasets.photo_objects import PHOTO_REGIONS, TEXTURES, skimage_data_dir
 from tests._cli import ROOT, run_main
 
@@ -30,7 +30,7 @@ NUM_TRAIN, NUM_VAL = 24, 8
 def generated(request, tmp_path_factory):
     name = request.param
     root = str(tmp_path_factory.mktemp(name))
-    paths = SETS[name][0](root, num_train=NUM_TRAIN, num_val=NUM_VAL, seed=3)
+    paths = SETS[name][0](root, SceneSplits(num_train=NUM_TRAIN, num_val=NUM_VAL, seed=3))
     return name, root, paths
 
 
@@ -72,9 +72,9 @@ def test_the_sets_differ_from_the_shapes_in_count_and_scale(generated):
 
 def test_the_same_seed_writes_the_same_files_and_another_seed_other_ones(tmp_path):
     for name, (make, *_rest) in SETS.items():
-        first = make(str(tmp_path / name / 'a'), num_train=3, num_val=1, seed=5)
-        again = make(str(tmp_path / name / 'b'), num_train=3, num_val=1, seed=5)
-        other = make(str(tmp_path / name / 'c'), num_train=3, num_val=1, seed=6)
+        first = make(str(tmp_path / name / 'a'), SceneSplits(num_train=3, num_val=1, seed=5))
+        again = make(str(tmp_path / name / 'b'), SceneSplits(num_train=3, num_val=1, seed=5))
+        other = make(str(tmp_path / name / 'c'), SceneSplits(num_train=3, num_val=1, seed=6))
         assert _annotations(first['train2017']) == _annotations(again['train2017'])
         assert _annotations(first['train2017']) != _annotations(other['train2017'])
         image = '/train2017/000000000001.jpg'

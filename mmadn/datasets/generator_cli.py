@@ -5,6 +5,8 @@ they share (what the maker refuses ends as the parser's error, exit code 2, not 
 import argparse
 from typing import Callable, Dict, Optional, Sequence, Tuple, Type
 
+from .scene_coco import SceneSplits
+
 
 def folder_set_parser(doc: str, root: str, train_per_class: int, val_per_class: int,
                       size: Optional[int] = None) -> argparse.ArgumentParser:
@@ -31,6 +33,11 @@ def coco_set_parser(doc: str, root: str, num_train: int = 400, num_val: int = 10
     parser.add_argument('--size', type=int, nargs=2, default=size, metavar=('W', 'H'))
     parser.add_argument('--seed', type=int, default=0)
     return parser
+
+
+def scene_splits(args: argparse.Namespace) -> SceneSplits:
+    """The splits a :func:`coco_set_parser` command line asks for."""
+    return SceneSplits(args.num_train, args.num_val, tuple(args.size), args.seed)
 
 
 def written_splits(paths: Dict[str, str]) -> str:

@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .scene_coco import ClassDeck, Layer, check_scene_args, write_scene_splits
+from .scene_coco import ClassDeck, Layer, SceneSplits, write_scene_splits
 
 GLYPH_CLASSES = ('A', 'B', 'E', 'H', 'K', 'M', 'R', 'S', 'X', 'Z', '3', '4')
 DISTRACTOR_GLYPHS = ('O', 'C', 'L', 'T', 'U', 'V', '1', '7')  # no look-alike of a class (no F, P, 8, 5, ...)
@@ -150,20 +150,17 @@ def _make_scene(rng: np.random.Generator, deck: ClassDeck, size: Tuple[int, int]
 
 
 def make_glyph_clutter(root: str,
-                       num_train: int = 400,
-                       num_val: int = 100,
-                       size: Tuple[int, int] = (160, 160),
+                       splits: SceneSplits = SceneSplits(),
                        min_objects: int = 4,
                        max_objects: int = 16,
-                       max_distractors: int = 8,
-                       seed: int = 0) -> Dict[str, str]:
+                       max_distractors: int = 8) -> Dict[str, str]:
     """Write the glyph set under ``root`` in COCO's layout (:func:`write_scene_splits`); returns the json paths."""
-    check_scene_args(num_train, num_val, size, MIN_IMAGE_SIZE)
     if not 1 <= min_objects <= max_objects or max_distractors < 0:
         raise ValueError(f'need 1 <= min_objects <= max_objects and max_distractors >= 0, got {min_objects}, '
                          f'{max_objects}, {max_distractors}')
+    size = tuple(splits.size)
     # a glyph is thin: at least half of its (dilated) strokes must stay visible for it to be annotated
     return write_scene_splits(
-        root, num_train, num_val, tuple(size), GLYPH_CLASSES, 'glyph',
-        lambda rng, deck: _make_scene(rng, deck, tuple(size), min_objects, max_objects, max_distractors), seed,
+        root, splits, GLYPH_CLASSES, 'glyph',
+        lambda rng, deck: _make_scene(rng, deck, size, min_objects, max_objects, max_distractors), MIN_IMAGE_SIZE,
         min_visible=0.5, min_area=12)

@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .scene_coco import ClassDeck, Layer, check_scene_args, write_scene_splits
+from .scene_coco import ClassDeck, Layer, SceneSplits, write_scene_splits
 
 # class -> (file in skimage/data, region (x0, y0, x1, y1) that holds the object); coin / face / horse: see below
 PHOTO_REGIONS = {
@@ -227,16 +227,13 @@ def _make_scene(rng: np.random.Generator, deck: ClassDeck, size: Tuple[int, int]
 
 
 def make_photo_objects(root: str,
-                       num_train: int = 400,
-                       num_val: int = 100,
-                       size: Tuple[int, int] = (160, 160),
+                       splits: SceneSplits = SceneSplits(),
                        max_objects: int = 6,
-                       max_distractors: int = 3,
-                       seed: int = 0) -> Dict[str, str]:
+                       max_distractors: int = 3) -> Dict[str, str]:
     """Write the photo-object set under ``root`` in COCO's layout (:func:`write_scene_splits`); returns the json paths."""
-    check_scene_args(num_train, num_val, size, MIN_IMAGE_SIZE)
     if max_objects < 1 or max_distractors < 0:
         raise ValueError(f'need max_objects >= 1 and max_distractors >= 0, got {max_objects}, {max_distractors}')
+    size = tuple(splits.size)
     return write_scene_splits(
-        root, num_train, num_val, tuple(size), PHOTO_CLASSES, 'photo',
-        lambda rng, deck: _make_scene(rng, deck, tuple(size), max_objects, max_distractors), seed)
+        root, splits, PHOTO_CLASSES, 'photo',
+        lambda rng, deck: _make_scene(rng, deck, size, max_objects, max_distractors), MIN_IMAGE_SIZE)

@@ -8,7 +8,7 @@ the middle of another) that COCO polygons cannot express.
 import json
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -97,16 +97,28 @@ def write_coco_splits(root: str, num_train: int, num_val: int, size: Tuple[int, 
     return paths
 
 
-def write_scene_splits(root: str, num_train: int, num_val: int, size: Tuple[int, int], classes: Sequence[str],
-                       supercategory: str, make_image: Callable[[np.random.Generator, ClassDeck], Tuple],
-                       seed: int, min_visible: float = 0.3, min_area: int = 16) -> Dict[str, str]:
+class SceneSplits(NamedTuple):
+    """What every scene set is asked for, whatever it paints: how many train and val images, their size (W, H) and
+    the seed that makes the same files again."""
+    num_train: int = 400
+    num_val: int = 100
+    size: Tuple[int, int] = (160, 160)
+    seed: int = 0
+
+
+def write_scene_splits(root: str, splits: SceneSplits, classes: Sequence[str], supercategory: str,
+                       make_image: Callable[[np.random.Generator, ClassDeck], Tuple], min_image_size: int,
+                       min_visible: float = 0.3, min_area: int = 16) -> Dict[str, str]:
     """:func:`write_coco_splits` for a scene generator: ``make_image(rng, deck)`` returns ``(image, layers)``,
-    annotated by :func:`visible_instances` (``min_visible`` / ``min_area``). The same seed gives the same files."""
-    rng = np.random.default_rng(seed)
+    annotated by :func:`visible_instances` (``min_visible`` / ``min_area``). ``splits`` is checked first
+    (:func:`check_scene_args`, sides of at least ``min_image_size``). The same seed gives the same files."""
+    check_scene_args(splits.num_train, splits.num_val, splits.size, min_image_size)
+    rng = np.random.default_rng(splits.seed)
     deck = ClassDeck(rng, len(classes))
 
     def annotated_image():
         img, layers = make_image(rng, deck)
         return img, visible_instances(layers, min_visible, min_area)
 
-    return write_coco_splits(root, num_train, num_val, size, classes, supercategory, annotated_image)
+    return write_coco_splits(root, splits.num_train, splits.num_val, tuple(splits.size), classes, supercategory,
+                             annotated_image)

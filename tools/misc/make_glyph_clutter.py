@@ -9,13 +9,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmadn.datasets.generator_cli import coco_set_parser, run_generator, written_splits  # noqa: E402
+from mmadn.datasets.generator_cli import coco_set_parser, run_generator, scene_splits, written_splits  # noqa: E402
 from mmadn.datasets.glyph_clutter import make_glyph_clutter  # noqa: E402
 
 
 def generate(args) -> str:
-    return written_splits(make_glyph_clutter(args.root, args.num_train, args.num_val, tuple(args.size),
-                                             args.min_objects, args.max_objects, seed=args.seed))
+    return written_splits(make_glyph_clutter(args.root, scene_splits(args), args.min_objects, args.max_objects))
 
 
 def main(argv=None):

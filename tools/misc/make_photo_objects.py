@@ -9,13 +9,12 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from mmadn.datasets.generator_cli import coco_set_parser, run_generator, written_splits  # noqa: E402
+from mmadn.datasets.generator_cli import coco_set_parser, run_generator, scene_splits, written_splits  # noqa: E402
 from mmadn.datasets.photo_objects import make_photo_objects  # noqa: E402
 
 
 def generate(args) -> str:
-    return written_splits(make_photo_objects(args.root, args.num_train, args.num_val, tuple(args.size),
-                                             args.max_objects, seed=args.seed))
+    return written_splits(make_photo_objects(args.root, scene_splits(args), args.max_objects))
 
 
 def main(argv=None):
