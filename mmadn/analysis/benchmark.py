@@ -3,7 +3,7 @@ import itertools
 import logging
 import os
 import os.path as osp
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import torch
 from mmengine.hooks import Hook
@@ -20,6 +20,14 @@ from mmadn.utils.timing import interleaved_latency, measure_latency, peak_memory
 from .measure import active_parameters, active_weight_bytes, count_flops
 
 QUALITY_KEYS = {'detection': ('coco/bbox_mAP', 'coco/segm_mAP'), 'classification': ('accuracy/top1', 'accuracy/top5')}
+
+
+class RuntimeTarget(NamedTuple):
+    """A deployment runtime the sub-networks also run in (``backend``: onnxruntime or openvino), the folder for
+    their ONNX files and, for a detector that exports whole, which ONNX model (``RUNTIME_MODELS``)."""
+    backend: str
+    onnx_dir: str
+    model: str = 'auto'
 
 
 def canonical_skips(skips: Sequence, num_flags: int, owner: str = 'the backbone') -> List[str]:
@@ -48,9 +56,7 @@ def measure_subnets(runner,
                     runs: int = 10,
                     batches: Optional[List] = None,
                     memory_format: str = 'contiguous',
-                    backend: str = 'pytorch',
-                    onnx_dir: Optional[str] = None,
-                    runtime_model: str = 'auto') -> Iterator[Dict]:
+                    runtime: Optional[RuntimeTarget] = None) -> Iterator[Dict]:
     """Yield one row of measurements per sub-network of ``runner.model``.
 
     The checkpoint (``runner``'s ``load_from``) is loaded once, before the first row: loading it inside a row's
@@ -59,22 +65,21 @@ def measure_subnets(runner,
     sub-network is active (with its recalibrated statistics when ``batches`` is given), e.g. to export it.
 
     ``memory_format``: how the backbone + neck run in PyTorch (``mmadn.deploy.memory_format``); ``'auto'`` times
-    both at the first sub-network and keeps the faster (every row records the choice). ``backend``: with a
+    both at the first sub-network and keeps the faster (every row records the choice). ``runtime``: with a
     deployment runtime, a detector that exports whole (``DeployableDetector``: Faster / Mask R-CNN) runs whole
     there and is scored from the runtime's own detections (``_add_whole_runtime``): the quality columns and
-    ``latency_ms`` are then the runtime's, PyTorch's kept beside them as ``pytorch_<column>``. ``runtime_model``
+    ``latency_ms`` are then the runtime's, PyTorch's kept beside them as ``pytorch_<column>``. ``runtime.model``
     says which ONNX model: ``'all-depths'`` (exported once, the depth an input of each call), ``'per-depth'`` (one
     file per depth, norms folded; what norm statistics recalibrated per depth need) or ``'auto'``: all depths when
     more than one is measured and the statistics are the checkpoint's. Any other model has its backbone + neck
-    exported (under ``onnx_dir``), checked against PyTorch (``runtime_error``) and timed there; ``latency_ms`` is
-    then the whole model with its features from the runtime and its heads in PyTorch, and quality stays PyTorch's.
+    exported (under ``runtime.onnx_dir``), checked against PyTorch (``runtime_error``) and timed there;
+    ``latency_ms`` is then the whole model with its features from the runtime and its heads in PyTorch, and quality
+    stays PyTorch's.
 
     Once every row is out, the latencies of the rows already yielded are measured again, interleaved (each round
     times every sub-network once): a machine whose speed drifts during the run then slows every depth alike, so
     the latencies of one run can be compared (the rows are updated in place; the caller writes its report again).
     """
-    if backend != 'pytorch' and not onnx_dir:
-        raise ValueError(f'backend {backend!r} needs onnx_dir, the folder for the exported ONNX files')
     model = runner.model
     runner.call_hook('before_run')
     runner.load_or_resume()
@@ -88,8 +93,8 @@ def measure_subnets(runner,
             fmt, fmt_times = choose_memory_format(model, inputs, device, min(warmup, 2), max(3, min(runs, 7)))
 
     detectors = raw = None
-    if backend != 'pytorch' and task == 'detection':
-        detectors = runtime_detectors(runner.cfg, model, skips, bool(batches), backend, onnx_dir, runtime_model)
+    if runtime is not None and task == 'detection':
+        detectors = runtime_detectors(runner.cfg, model, skips, bool(batches), runtime)
         if detectors is not None:  # the test loader's own batch, before the data preprocessor
             raw = next(iter(runner.test_dataloader))
             raw = {k: v[:batch_size] for k, v in raw.items()}
@@ -112,8 +117,8 @@ def measure_subnets(runner,
                     if detectors is not None:
                         timed[skip] = _add_whole_runtime(row, runner, model, skip, detectors(model, skip), raw,
                                                          inputs, predict, device, warmup, runs)
-                    elif backend != 'pytorch':
-                        timed[skip] = _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device,
+                    elif runtime is not None:
+                        timed[skip] = _add_runtime(row, model, skip, inputs, predict, runtime, device,
                                                    warmup, runs)
                     yield row
                     rows.append(row)
@@ -194,13 +199,14 @@ class _DetectionCounter(Hook):
             self.detections += len(sample.pred_instances)
 
 
-def _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device, warmup, runs) -> Dict[str, Callable]:
-    """Export the active sub-network's backbone + neck, run it in ``backend`` and time it beside PyTorch; returns
-    what the interleaved rounds time for this row."""
-    os.makedirs(onnx_dir, exist_ok=True)
+def _add_runtime(row, model, skip, inputs, predict, target, device, warmup, runs) -> Dict[str, Callable]:
+    """Export the active sub-network's backbone + neck, run it in ``target.backend`` and time it beside PyTorch;
+    returns what the interleaved rounds time for this row."""
+    os.makedirs(target.onnx_dir, exist_ok=True)
     part = deployable_part(model, fuse=True, with_head=False)
     # exported anew: a file left by an earlier run may hold another checkpoint
-    runtime = RuntimeModel(part, inputs, backend, export_onnx(part, inputs, osp.join(onnx_dir, f'{skip}.onnx')))
+    runtime = RuntimeModel(part, inputs, target.backend,
+                           export_onnx(part, inputs, osp.join(target.onnx_dir, f'{skip}.onnx')))
 
     def hybrid():
         with runtime_features(model, runtime):
@@ -214,14 +220,14 @@ def _add_runtime(row, model, skip, inputs, predict, backend, onnx_dir, device, w
     row['latency_ms'] = row.pop('latency_median_ms')
     for key in ('part_latency', 'pytorch_part_latency'):
         row[f'{key}_ms'] = measure_latency(fns[key], device, warmup, runs)['median_ms']
-    row.update(backend=backend, runtime_error=runtime.error)
+    row.update(backend=target.backend, runtime_error=runtime.error)
     return fns
 
 
-def runtime_detectors(cfg, model, skips: Sequence[str], recalibrated_norms: bool, backend: str, onnx_dir: str,
-                      runtime_model: str = 'auto'):
-    """The ``RuntimeDetectors`` that run ``model`` whole in ``backend`` for a benchmark of ``skips``, or None when
-    it does not export whole (then, for ``runtime_model='auto'`` only, its backbone + neck run there as before)."""
+def runtime_detectors(cfg, model, skips: Sequence[str], recalibrated_norms: bool, target: RuntimeTarget):
+    """The ``RuntimeDetectors`` that run ``model`` whole in ``target.backend`` for a benchmark of ``skips``, or None
+    when it does not export whole (then, for ``target.model='auto'`` only, its backbone + neck run there as before)."""
+    backend, runtime_model = target.backend, target.model
     if runtime_model not in RUNTIME_MODELS:
         raise ValueError(f'runtime_model must be one of {RUNTIME_MODELS}, got {runtime_model!r}')
     refusal = whole_detector_refusal(model)
@@ -245,7 +251,7 @@ def runtime_detectors(cfg, model, skips: Sequence[str], recalibrated_norms: bool
             print_log(f'{err}: one ONNX model per depth instead', logger='current', level=logging.WARNING)
             all_depths = False
     # as many intra-op threads as PyTorch has, so that the two are timed alike (OMP_NUM_THREADS)
-    return RuntimeDetectors(cfg, onnx_dir, backend, all_depths, threads=torch.get_num_threads())
+    return RuntimeDetectors(cfg, target.onnx_dir, backend, all_depths, threads=torch.get_num_threads())
 
 
 def _add_whole_runtime(row, runner, model, skip, runtime, raw, inputs, predict, device, warmup,

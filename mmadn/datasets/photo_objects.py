@@ -230,7 +230,8 @@ def make_photo_objects(root: str,
                        splits: SceneSplits = SceneSplits(),
                        max_objects: int = 6,
                        max_distractors: int = 3) -> Dict[str, str]:
-    """Write the photo-object set under ``root`` in COCO's layout (:func:`write_scene_splits`); returns the json paths."""
+    """Write the photo-object set under ``root`` in COCO's layout (:func:`write_scene_splits`); returns the json
+    paths."""
     if max_objects < 1 or max_distractors < 0:
         raise ValueError(f'need max_objects >= 1 and max_distractors >= 0, got {max_objects}, {max_distractors}')
     size = tuple(splits.size)

@@ -37,7 +37,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
-from mmadn.analysis import recalibration_batches  # noqa: E402
+from mmadn.analysis import RuntimeTarget, recalibration_batches  # noqa: E402
 from mmadn.analysis.benchmark import first_batch  # noqa: E402
 from mmadn.analysis.benchmark_report import benchmark_title, measure_and_report, quality_column  # noqa: E402
 from mmadn.apis import (add_data_check_argument, add_model_arguments, at_least, build_eval_runner,  # noqa: E402
@@ -126,8 +126,9 @@ def main(argv=None):
                             checked.task, runner.model)
     rows, paths = measure_and_report(
         runner, checked.skips, checked.task, device, out_dir, title, export_row, batch_size=args.batch_size,
-        warmup=args.warmup, runs=args.runs, batches=batches, memory_format=args.memory_format, backend=args.backend,
-        onnx_dir=osp.join(out_dir, 'onnx'), runtime_model=args.runtime_model)
+        warmup=args.warmup, runs=args.runs, batches=batches, memory_format=args.memory_format,
+        runtime=None if args.backend == 'pytorch' else RuntimeTarget(args.backend, osp.join(out_dir, 'onnx'),
+                                                                     args.runtime_model))
     print(open(paths['md']).read())
     print('written: ' + ', '.join(paths.values()))
     if args.budget is not None:  # the table is written either way; the exit code says whether anything fits
