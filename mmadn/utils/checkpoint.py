@@ -13,14 +13,20 @@ weights into the model, only warns when a checkpoint does not fit, so the run te
 model; wrapped, such a load stops with what did not fit and how to fix it (:func:`check_checkpoint_fits`), unless
 the config sets ``strict_load = False``. To keep mmengine's own loading, set ``MMADN_NO_CHECKPOINT_LOADER=1``
 before importing mmadn, or call :func:`uninstall_checkpoint_loader`.
+
+torch < 2.5 has no ``torch.serialization.safe_globals`` to extend its weights-only allow-list; there the same
+allow-list (torch's own weights-only globals plus the ones above) is enforced by a restricted unpickler given to
+``torch.load`` as its ``pickle_module``, so loading stays as safe as on newer torch.
 """
+import _compat_pickle
 import os
 import os.path as osp
 import pickle
 import re
 import sys
+import types
 import zipfile
-from typing import Any, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
@@ -48,7 +54,8 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
 
 
 def _numpy_globals() -> List[Any]:
-    core = np._core if hasattr(np, '_core') else np.core
+    # numpy 1.26 has a numpy._core too (a partial shim, once something imports it): choose by version
+    core = np._core if int(np.__version__.split('.')[0]) >= 2 else np.core
     scalar_types = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
                     np.float16, np.float32, np.float64, np.complex64, np.complex128]
     return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
@@ -64,6 +71,74 @@ def _allowed_globals() -> List[Any]:
 
 
 SAFE_CHECKPOINT_GLOBALS = _allowed_globals()
+
+# torch >= 2.5 extends its weights-only unpickler's allow-list for the duration of a load; older torch cannot.
+_HAS_SAFE_GLOBALS = hasattr(torch.serialization, 'safe_globals')
+
+
+def _global_name(entry: Any) -> str:
+    return entry[1] if isinstance(entry, tuple) else f'{entry.__module__}.{entry.__qualname__}'
+
+
+def _restricted_globals() -> Dict[str, Any]:
+    """What the restricted unpickler may resolve, by pickled name: torch's weights-only allow-list (tensors,
+    storages, dtypes, their rebuild functions) and :data:`SAFE_CHECKPOINT_GLOBALS`. numpy's core module is named
+    ``numpy.core`` by numpy 1 and ``numpy._core`` by numpy 2; both spellings name the same objects, so a checkpoint
+    saved under either numpy loads."""
+    from torch import _weights_only_unpickler
+    allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    for entry in SAFE_CHECKPOINT_GLOBALS:
+        obj = entry[0] if isinstance(entry, tuple) else entry
+        name = _global_name(entry)
+        allowed[name] = obj
+        for old, new in (('numpy.core.', 'numpy._core.'), ('numpy._core.', 'numpy.core.')):
+            if name.startswith(old):
+                allowed[new + name[len(old):]] = obj
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the globals of :func:`_restricted_globals` (torch < 2.5).
+
+    Every global a pickle can call or instantiate comes through ``find_class``, so refusing all others there
+    keeps a checkpoint from running code, as torch's weights-only unpickler does.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        # torch.save pickles at protocol 2, which names builtins by their Python 2 names (__builtin__.getattr);
+        # map them as pickle's own find_class does, then check the result
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        else:
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        full = f'{module}.{name}'
+        allowed = _restricted_globals()
+        if full not in allowed:
+            raise UnsafeCheckpointError(f'Unsupported global: GLOBAL {full} is not among the globals mmengine '
+                                        'checkpoints hold')
+        return allowed[full]
+
+
+def _restricted_load(file, **kwargs) -> Any:
+    return _RestrictedUnpickler(file, **kwargs).load()
+
+
+# torch.load's pickle_module on torch < 2.5 (``weights_only=False`` there only because torch refuses a
+# pickle_module otherwise: the restricted unpickler is the check). torch unpickles through its ``Unpickler``
+# (subclassed, ``find_class`` still ours) and ``load`` (the legacy format's header).
+_RESTRICTED_PICKLE = types.SimpleNamespace(__name__='mmadn_restricted_pickle', Unpickler=_RestrictedUnpickler,
+                                           load=_restricted_load)
+
+
+def _refuse_torchscript(filename: str) -> None:
+    """torch < 2.5's ``torch.load`` hands a TorchScript archive to ``torch.jit.load`` whatever unpickler it is
+    given; such a file is no checkpoint and is refused before torch sees it."""
+    if zipfile.is_zipfile(filename):
+        with zipfile.ZipFile(filename) as archive:
+            if any(n.endswith('/constants.pkl') for n in archive.namelist()):
+                raise UnsafeCheckpointError(
+                    f'Refusing to load {filename}: it is a TorchScript archive (torch.jit.save), not a checkpoint. '
+                    'Nothing from it was executed; load it with torch.jit.load if you trust it.')
 
 
 class CorruptCheckpointError(ValueError):
@@ -110,14 +185,14 @@ def _check_container(filename: str) -> None:
 
 def _foreign_globals(filename: str, err: Exception) -> List[str]:
     """The pickled globals of ``filename`` that the allow-list refuses; empty when the pickle is just damaged."""
-    allowed = {f'{g.__module__}.{g.__qualname__}' if not isinstance(g, tuple) else g[1]
-               for g in SAFE_CHECKPOINT_GLOBALS}
-    if zipfile.is_zipfile(filename):
+    allowed = {_global_name(g) for g in SAFE_CHECKPOINT_GLOBALS}
+    if _HAS_SAFE_GLOBALS and zipfile.is_zipfile(filename):
         try:
             found = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
         except Exception:  # the pickle itself cannot be parsed: damaged, not foreign
             found = []
-    else:  # legacy format: the unpickler names the global it refused; a name cut short by damage resolves to nothing
+    else:  # legacy format or torch < 2.5: the unpickler names the global it refused; a name cut short by damage
+        # resolves to nothing
         found = [name for name in re.findall(r'GLOBAL (\S+)', str(err)) if _may_exist(name)]
     return sorted(set(found) - allowed)
 
@@ -139,7 +214,12 @@ def safe_torch_load(filename: str, map_location=None) -> Any:
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     _check_container(filename)
+    if not _HAS_SAFE_GLOBALS:
+        _refuse_torchscript(filename)
     try:
+        if not _HAS_SAFE_GLOBALS:
+            return torch.load(filename, map_location=map_location, pickle_module=_RESTRICTED_PICKLE,
+                              weights_only=False)  # only because torch refuses a pickle_module otherwise
         with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
