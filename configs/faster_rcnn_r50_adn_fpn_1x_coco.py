@@ -12,4 +12,4 @@ model = dict(
         skip='super',
         init_cfg=dict(type='Pretrained', checkpoint=adn_imagenet_checkpoint, prefix='backbone.')))
 
-custom_hooks = [dict(type='ADNDistillHook', alpha=0.5, temperature=1.0, features=dict(neck='spatial'))]
+custom_hooks = [dict(type='ADNDistillHook', alpha=0.7, temperature=1.0, features=dict(neck='spatial'))]

@@ -29,4 +29,4 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     neck=dict(in_channels=[96, 192, 384, 768]))
 
-custom_hooks = [dict(type='ADNDistillHook', alpha=0.5, temperature=1.0, features=dict(neck='spatial'))]
+custom_hooks = [dict(type='ADNDistillHook', alpha=0.7, temperature=1.0, features=dict(neck='spatial'))]

@@ -417,7 +417,7 @@ def test_a_feature_takes_several_terms_each_logged_by_its_mode():
     for level in range(len(t)):
         for mode in ('spatial', 'channel'):
             torch.testing.assert_close(losses[f'loss_kl_neck_{mode}_{level}'],
-                                       0.5 * feature_kl(t[level], s[level], mode))
+                                       (1 - objective.alpha) * feature_kl(t[level], s[level], mode))
     assert not any(k.startswith('loss_kl_neck_') and k[len('loss_kl_neck_'):].isdigit() for k in losses)
     with pytest.raises(ValueError, match='each mode at most once'):
         SubPathDistillation(detector, detector.loss, features=dict(neck=['spatial', dict(mode='spatial')]))
@@ -429,7 +429,8 @@ def test_features_take_normalize_and_the_defaults_keep_their_forms():
                                                                                       normalize=True)))
     assert objective.features['neck'][0]['normalize'] is True
     losses, t, s = _losses_and_neck_features(detector, objective)
-    torch.testing.assert_close(losses['loss_kl_neck_0'], 0.5 * feature_kl(t[0], s[0], 'channel', normalize=True))
+    torch.testing.assert_close(losses['loss_kl_neck_0'],
+                               (1 - objective.alpha) * feature_kl(t[0], s[0], 'channel', normalize=True))
     classifier = _classifier()
     released = SubPathDistillation(classifier, classifier.loss)
     assert all(not spec.get('normalize') for specs in released.features.values() for spec in specs)
@@ -493,17 +494,20 @@ def test_roi_head_logits_term_with_the_students_own_task_loss_still_uses_the_tea
 
 def test_detection_defaults_to_the_base_nets_own_task_loss_and_classification_to_algorithm_1():
     """The detection recipe (docs/adn.md, "The detection recipe"): a detector's base-net also gets its task losses
-    at DETECTION_STUDENT_TASK_LOSS_WEIGHT; a classifier keeps Algorithm 1 as released (no such loss); 0 gives a
-    detector the paper's form."""
-    from mmadn.models.distillers.sub_path_distillation import DETECTION_STUDENT_TASK_LOSS_WEIGHT
+    at DETECTION_STUDENT_TASK_LOSS_WEIGHT and the super-net's task losses weigh DETECTION_ALPHA; a classifier keeps
+    Algorithm 1 as released (no such loss, alpha 0.5); 0 and alpha=0.5 give a detector the paper's form."""
+    from mmadn.models.distillers.sub_path_distillation import DETECTION_ALPHA, DETECTION_STUDENT_TASK_LOSS_WEIGHT
     model = _detector()
     inputs, samples = _det_batch()
     assert SubPathDistillation(model, model.loss).student_task_loss_weight == DETECTION_STUDENT_TASK_LOSS_WEIGHT == 0.5
+    assert SubPathDistillation(model, model.loss).alpha == DETECTION_ALPHA == 0.7
+    assert SubPathDistillation(model, model.loss, alpha=0.5).alpha == 0.5
     assert any(k.startswith('base_') for k in SubPathDistillation(model, model.loss)(inputs, samples))
     paper = SubPathDistillation(model, model.loss, student_task_loss_weight=0)
     assert not any(k.startswith('base_') for k in paper(inputs, samples))
     classifier = _classifier()
     assert SubPathDistillation(classifier, classifier.loss).student_task_loss_weight == 0.0
+    assert SubPathDistillation(classifier, classifier.loss).alpha == 0.5
     with pytest.raises(ValueError, match='student_task_loss_weight'):
         SubPathDistillation(model, model.loss, student_task_loss_weight=-1)
 
