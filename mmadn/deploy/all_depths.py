@@ -17,6 +17,7 @@ from torch import nn
 
 from mmadn.models.utils import adaptive_backbones
 from mmadn.utils.timing import time_once
+from .runtime import require_dynamo_exporter
 
 
 def _shared_copy(module: nn.Module) -> nn.Module:
@@ -50,6 +51,8 @@ class AllDepthsFeatures(nn.Module):
     sharing its weights; the neck is the model's."""
 
     def __init__(self, model: nn.Module) -> None:
+        require_dynamo_exporter('The all-depths model (every depth in one graph: torch.cond -> ONNX If)',
+                                'Upgrade torch, or export and run one depth per model.', cond=True)
         super().__init__()
         backbones = adaptive_backbones(model)
         if not backbones or getattr(model, 'backbone', None) is not backbones[0]:

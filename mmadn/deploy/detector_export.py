@@ -23,14 +23,14 @@ tools/deployment/onnx_detect_example.py).
 """
 import copy
 import inspect
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import deployable_part
+from .runtime import HAS_DYNAMO_EXPORTER, deployable_part, require_dynamo_exporter
 
 INPUT_NAMES = ('image', 'image_shape')
 OUTPUT_NAMES = ('boxes', 'scores', 'labels', 'num_detections')
@@ -422,12 +422,14 @@ class DeployableDetector(nn.Module):
 
 
 def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str, str] = None,
-                    dynamo: bool = True) -> str:
+                    dynamo: Optional[bool] = None) -> str:
     """Write ``detector`` as one ONNX model at ``path`` (checked by onnx's checker), metadata included.
 
     ``dynamo=True`` (torch's default exporter since 2.9, the one ``runtime.export_onnx`` uses, and the one that
     turns ``torch.cond`` into ONNX ``If``: the all-depths model needs it) or ``dynamo=False``: the TorchScript-based exporter, deprecated by
-    torch but 5-10x faster to export; both give the same detections (tests/test_export_detector.py).
+    torch but 5-10x faster to export; both give the same detections (tests/test_export_detector.py). ``None``:
+    the dynamo exporter where torch has it (>= 2.5), else the TorchScript-based one; asking for the dynamo exporter
+    (or the all-depths model) on an older torch is refused.
     """
     import warnings
 
@@ -436,9 +438,17 @@ def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str,
     detector = copy.deepcopy(detector).cpu().eval().to(memory_format=torch.contiguous_format)
     inputs = (torch.zeros(1, 3, *detector.input_shape), torch.tensor(detector.input_shape, dtype=torch.float32))
     if detector.all_depths:
-        if not dynamo:
+        require_dynamo_exporter(
+            'The all-depths detector (every depth in one graph: torch.cond -> ONNX If)', 'Upgrade torch, or export '
+            'one depth per model (tools/deployment/export_detector.py without --all-depths).', cond=True)
+        if dynamo is False:
             raise ValueError('the all-depths model needs the dynamo exporter (torch.cond -> ONNX If)')
         inputs += (torch.zeros(detector.num_flags, dtype=torch.bool), )
+    elif dynamo:
+        require_dynamo_exporter('Exporting with dynamo=True', 'Pass dynamo=False (tools/deployment/export_detector.py '
+                                '--legacy-exporter): the TorchScript-based exporter gives the same detections.')
+    if dynamo is None:
+        dynamo = HAS_DYNAMO_EXPORTER
     names = dict(input_names=list(detector.input_names), output_names=list(detector.output_names))
     with torch.no_grad(), warnings.catch_warnings():
         # the legacy exporter's deprecation notice, trace warnings about Python values that are constants at a
@@ -447,7 +457,9 @@ def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str,
         if dynamo:
             torch.onnx.export(detector, inputs, path, dynamo=True, external_data=False, verbose=False, **names)
         else:
-            torch.onnx.export(detector, inputs, path, dynamo=False, opset_version=17, **names)
+            # torch < 2.5 has no dynamo argument: its only exporter is this one
+            legacy = dict(dynamo=False) if HAS_DYNAMO_EXPORTER else {}
+            torch.onnx.export(detector, inputs, path, opset_version=17, **legacy, **names)
     proto = onnx.load(path)
     for key, value in {**detector.metadata(), **(metadata or {})}.items():
         entry = proto.metadata_props.add()

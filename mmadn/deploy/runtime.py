@@ -8,6 +8,7 @@ model with its backbone + neck in the runtime and its heads in PyTorch, as bench
 """
 import contextlib
 import copy
+import inspect
 import os.path as osp
 from typing import Callable, Iterator, List, Sequence, Union
 
@@ -17,6 +18,22 @@ from torch import nn
 
 from mmadn.models.utils import adaptive_backbones
 from .export_subnet import export_backbone
+
+# torch's dynamo ONNX exporter (torch.onnx.export(..., dynamo=True)) and torch.cond: torch >= 2.5 has both. torch
+# 2.1 (the newest with OpenMMLab's prebuilt mmcv 2.1.0 wheels) has only the TorchScript-based exporter.
+HAS_DYNAMO_EXPORTER = 'dynamo' in inspect.signature(torch.onnx.export).parameters
+HAS_TORCH_COND = hasattr(torch, 'cond')
+
+
+def require_dynamo_exporter(what: str, instead: str, cond: bool = False) -> None:
+    """Refuse ``what`` on a torch without the dynamo ONNX exporter (and ``torch.cond`` if ``cond``), saying which
+    torch has them and what to do ``instead``."""
+    lacks = [name for name, has in (('torch.onnx.export(..., dynamo=True)', HAS_DYNAMO_EXPORTER),
+                                    ('torch.cond', HAS_TORCH_COND or not cond)) if not has]
+    if lacks:
+        raise RuntimeError(f'{what} needs {" and ".join(lacks)}, which torch {torch.__version__} lacks (torch >= 2.5 '
+                           f'has them). {instead}')
+
 
 BACKENDS = ('pytorch', 'onnxruntime', 'openvino')
 # float32 graphs reorder sums (folded norms, fused kernels): agreement within this, relative to the output's scale
@@ -57,11 +74,19 @@ def deployable_part(model: nn.Module, fuse: bool = True, with_head: bool = True)
 
 def export_onnx(part: nn.Module, example: torch.Tensor, path: str) -> str:
     """ONNX of ``part`` at ``example``'s shape (torch's dynamo exporter), checked by onnx's checker. A copy of
-    ``part`` is exported, contiguous (``part`` may be running channels-last and shares the model's neck)."""
+    ``part`` is exported, contiguous (``part`` may be running channels-last and shares the model's neck).
+
+    A torch without the dynamo exporter (< 2.5) exports the same static graph with its TorchScript-based exporter
+    (opset 17); the runtime's outputs are checked against PyTorch's either way (:class:`RuntimeModel`).
+    """
     import onnx
     part = copy.deepcopy(part).cpu().eval().to(memory_format=torch.contiguous_format)
     with torch.no_grad():
-        torch.onnx.export(part, (example.cpu(), ), path, dynamo=True, input_names=['input'], external_data=False)
+        if HAS_DYNAMO_EXPORTER:
+            torch.onnx.export(part, (example.cpu(), ), path, dynamo=True, input_names=['input'],
+                              external_data=False)
+        else:
+            torch.onnx.export(part, (example.cpu(), ), path, opset_version=17, input_names=['input'])
     onnx.checker.check_model(path)
     return path
 
