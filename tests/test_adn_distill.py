@@ -579,3 +579,27 @@ def test_student_task_loss_interval_gives_the_task_losses_every_nth_call_at_n_ti
     assert any(k.startswith('base_') for k in halves(inputs, samples))  # the third call: 0 mod 2 again
     with pytest.raises(ValueError, match='student_task_loss_interval'):
         SubPathDistillation(model, model.loss, student_task_loss_interval=0)
+
+
+def test_student_heads_lighten_only_the_students_task_pass():
+    """``student_heads`` (docs/adn.md, "The detection recipe": its cost): the student's task pass samples ``rois``
+    RoIs per image for the box head (the teacher keeps the config's 64), the sampler is restored after, and what the
+    option cannot honour is refused when the objective is built."""
+    model = _detector()
+    inputs, samples = _det_batch()
+    sizes = []
+    handle = model.roi_head.bbox_roi_extractor.register_forward_pre_hook(lambda m, args: sizes.append(len(args[1])))
+    objective = SubPathDistillation(model, model.loss, student_heads=dict(rois=8))
+    losses = objective(inputs, samples)
+    handle.remove()
+    teacher_rois, student_rois = sizes
+    assert teacher_rois > 2 * 8 and student_rois <= 2 * 8  # two images
+    assert model.roi_head.bbox_sampler.num == 64 and 'base_loss_cls' in losses
+    assert '8 RoIs / image' in objective.summary()
+    with pytest.raises(ValueError, match='no mask branch'):
+        SubPathDistillation(model, model.loss, student_heads=dict(mask=False))
+    with pytest.raises(ValueError, match=r"takes \['mask', 'rois'\]"):
+        SubPathDistillation(model, model.loss, student_heads=dict(masks=False))
+    classifier = _classifier()
+    with pytest.raises(ValueError, match='two-stage detector'):
+        SubPathDistillation(classifier, classifier.loss, student_heads=dict(rois=8))

@@ -11,7 +11,7 @@ base-net and the super-net").
 """
 import inspect
 import itertools
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -23,6 +23,7 @@ from ..utils.adaptive_depth import SkipType
 from ..utils.feature_recorder import FeatureRecorder
 from ..utils.subnet import adaptive_backbones, subnet
 from .feature_sources import ROI_HEAD, RoILogits, feature_source
+from .student_heads import StudentHeads
 
 FeatureSpec = Union[str, dict]
 
@@ -154,6 +155,9 @@ class SubPathDistillation:
             (Algorithm 1's two ends only).
         student_task_loss_interval (int): the student's task losses every N-th call only, at N x the weight (the
             KL terms every call). Default 1.
+        student_heads (dict, optional): a lighter pass through a two-stage detector's RoI heads for the student's
+            task losses (``StudentHeads``): ``dict(mask=False, rois=64)`` leaves the mask branch out and samples
+            64 RoIs per image for the box head. Default None (the heads as configured).
     """
 
     def __init__(self,
@@ -168,7 +172,8 @@ class SubPathDistillation:
                  student_task_loss_weight: Optional[float] = None,
                  student_holds: Optional[Sequence[str]] = None,
                  sampled_subnets: int = 0,
-                 student_task_loss_interval: int = 1) -> None:
+                 student_task_loss_interval: int = 1,
+                 student_heads: Optional[dict] = None) -> None:
         _check_model(model)
         if alpha is None:
             alpha = default_alpha(model)
@@ -215,6 +220,7 @@ class SubPathDistillation:
         if student_task_loss_interval < 1:
             raise ValueError(f'student_task_loss_interval must be >= 1, got {student_task_loss_interval}')
         self.student_task_loss_interval = student_task_loss_interval
+        self.student_heads = StudentHeads.build(model, student_heads)
         self._calls = 0
 
     @classmethod
@@ -299,6 +305,7 @@ class SubPathDistillation:
                 f'{self.student} (KL x {1 - self.alpha:g} on {list(self.features)}'
                 + (f', its own task loss x {weight:g}'
                    + (f' (x {weight * interval:g} every {interval} steps)' if interval > 1 else '')
+                   + (f' through lighter heads ({self.student_heads.summary()})' if self.student_heads else '')
                    + ', beyond Algorithm 1' if weight > 0 else '')
                 + (f'; its pass holds {self.student_hold_names}' if self.student_hold_names else '')
                 + (f'; and {self.sampled_subnets} sub-network(s) drawn per step from {len(self.between)} between '
@@ -356,7 +363,9 @@ class SubPathDistillation:
         classifier's head when a feature lies in it); then what each feature source adds."""
         losses, feats = {}, None
         if task_weight > 0:
-            for k, v in self.task_loss(inputs, data_samples, *args, **kwargs).items():
+            with self.student_heads.applied() if self.student_heads else nullcontext():
+                task_losses = self.task_loss(inputs, data_samples, *args, **kwargs)
+            for k, v in task_losses.items():
                 if 'loss' in k:
                     losses[f'base_{k}'] = _scale(v, task_weight)
         else:
