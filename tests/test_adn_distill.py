@@ -600,6 +600,8 @@ def test_student_heads_lighten_only_the_students_task_pass():
         SubPathDistillation(model, model.loss, student_heads=dict(mask=False))
     with pytest.raises(ValueError, match=r"takes \['mask', 'rois'\]"):
         SubPathDistillation(model, model.loss, student_heads=dict(masks=False))
+    with pytest.raises(TypeError, match='student_heads.mask=False'):  # a string from --cfg-options
+        SubPathDistillation(model, model.loss, student_heads='dict(mask=False)')
     classifier = _classifier()
     with pytest.raises(ValueError, match='two-stage detector'):
         SubPathDistillation(classifier, classifier.loss, student_heads=dict(rois=8))

@@ -34,6 +34,10 @@ class StudentHeads:
         """None when ``cfg`` changes nothing; an unknown key fails with the options listed."""
         if not cfg:
             return None
+        if not isinstance(cfg, dict):
+            raise TypeError(f'student_heads must be a dict such as dict(mask=False, rois=64), got {cfg!r}; on the '
+                            'command line: --cfg-options custom_hooks.0.student_heads.mask=False '
+                            'custom_hooks.0.student_heads.rois=64')
         unknown = sorted(set(cfg) - set(STUDENT_HEAD_OPTIONS))
         if unknown:
             raise ValueError(f'student_heads takes {list(STUDENT_HEAD_OPTIONS)}, got {unknown}')
