@@ -5,6 +5,14 @@
 # requirements/constraints-cpu.txt, builds the mmcv wheel with its CPU ops once into a cache outside the
 # repository (MMADN_CACHE, default ~/.cache/mmadn) and installs from that cache afterwards.
 # A second run finds the environment up to date and returns in seconds.
+#
+# Switches (environment variables):
+#   MMADN_VENV         where the environment goes (default: .venv in the repository)
+#   MMADN_CACHE        where the built mmcv wheels are kept (default: ~/.cache/mmadn), keyed by torch version
+#   MMADN_CONSTRAINTS  the exact pins to install (default: requirements/constraints-cpu.txt, the stack CI runs).
+#                      requirements/constraints-torch21.txt is the second tested stack (torch 2.1.2, numpy 1.26,
+#                      the newest torch with OpenMMLab's prebuilt mmcv 2.1.0 wheels); give it its own MMADN_VENV:
+#   MMADN_CONSTRAINTS=requirements/constraints-torch21.txt MMADN_VENV=$HOME/venv-torch21 bash scripts/setup_env.sh
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +20,8 @@ VENV="${MMADN_VENV:-$ROOT/.venv}"
 CACHE="${MMADN_CACHE:-$HOME/.cache/mmadn}"
 WHEELS="$CACHE/wheels"
 PYTHON="${PYTHON:-python3}"
-CONSTRAINTS="$ROOT/requirements/constraints-cpu.txt"
+CONSTRAINTS="${MMADN_CONSTRAINTS:-requirements/constraints-cpu.txt}"
+[[ "$CONSTRAINTS" == /* ]] || CONSTRAINTS="$ROOT/$CONSTRAINTS"
 STAMP="$VENV/.mmadn-setup-stamp"
 
 STEP="start"
@@ -27,11 +36,16 @@ trap fail ERR
 
 pin() { grep -E "^$1==" "$CONSTRAINTS" | head -1 | cut -d= -f3; }
 
-# Everything that decides the environment's content goes into the stamp: when it changes, we re-install.
+# Everything that decides the environment's content goes into the stamp (the chosen constraints file by name and
+# content): when it changes, we re-install.
 fingerprint() {
-    cat "$CONSTRAINTS" "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" "$ROOT/requirements/deploy.txt" \
-        "$ROOT/requirements/mim.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$0" | sha256sum | cut -d' ' -f1
+    { echo "${CONSTRAINTS#"$ROOT"/}"
+      cat "$CONSTRAINTS" "$ROOT/requirements.txt" "$ROOT/requirements/tests.txt" "$ROOT/requirements/deploy.txt" \
+        "$ROOT/requirements/mim.txt" "$ROOT/pyproject.toml" "$ROOT/setup.py" "$0"; } | sha256sum | cut -d' ' -f1
 }
+
+STEP="check constraints"
+[[ -f "$CONSTRAINTS" ]] || { log "MMADN_CONSTRAINTS: no such file $CONSTRAINTS (the stacks: requirements/constraints-*.txt)"; false; }
 
 STEP="check python"
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 9), sys.version' \
@@ -51,6 +65,9 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
 
 STEP="install build tools and torch"
+# mmcv's ops are built against one torch: when the torch of an existing environment changes (another constraints
+# file, a new pin), mmcv is reinstalled below from the wheel built for the new one
+HAD_TORCH="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)"
 log "installing torch $(pin torch), torchvision $(pin torchvision) and build tools (first time: a few minutes)"
 "${PIP[@]}" install -q -c "$CONSTRAINTS" torch torchvision setuptools wheel ninja
 
@@ -68,8 +85,11 @@ if ! ls "$MMCV_CACHE"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
     src="$(mktemp -d)"
     "${PIP[@]}" download -q --no-deps --no-binary :all: -d "$src" "mmcv==$MMCV_VERSION"
     tar -xzf "$src/mmcv-$MMCV_VERSION.tar.gz" -C "$src"
-    # mmcv 2.1.0 compiles its ops as C++14/17, but the headers of torch >= 2.10 need C++20.
-    sed -i 's/-std=c++1[47]/-std=c++20/g' "$src/mmcv-$MMCV_VERSION/setup.py"
+    # mmcv 2.1.0 compiles its ops as C++14/17, but the headers of torch >= 2.10 need C++20; older torch builds
+    # the source as released.
+    if "$PY" -c 'import sys, torch; sys.exit(tuple(map(int, torch.__version__.split(".")[:2])) < (2, 10))'; then
+        sed -i 's/-std=c++1[47]/-std=c++20/g' "$src/mmcv-$MMCV_VERSION/setup.py"
+    fi
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "${PIP[@]}" wheel -q --no-deps --no-build-isolation \
         -w "$MMCV_CACHE.tmp" "$src/mmcv-$MMCV_VERSION"
     rm -rf "$src"
@@ -82,6 +102,10 @@ else
 fi
 
 STEP="install the OpenMMLab stack"
+if [[ -n "$HAD_TORCH" && "$HAD_TORCH" != "$TORCH_VERSION" ]]; then
+    log "torch changed from $HAD_TORCH to $TORCH_VERSION: reinstalling mmcv from the wheel built for it"
+    "${PIP[@]}" install -q --no-deps --force-reinstall --no-index --find-links "$MMCV_CACHE" "mmcv==$MMCV_VERSION"
+fi
 log "installing mmcv (cached wheel), mmengine, mmdet, mmpretrain and test requirements"
 "${PIP[@]}" install -q -c "$CONSTRAINTS" --find-links "$MMCV_CACHE" "mmcv==$MMCV_VERSION" \
     -r "$ROOT/requirements.txt" -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/deploy.txt"
