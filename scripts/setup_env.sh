@@ -45,7 +45,8 @@ fingerprint() {
 }
 
 STEP="check constraints"
-[[ -f "$CONSTRAINTS" ]] || { log "MMADN_CONSTRAINTS: no such file $CONSTRAINTS (the stacks: requirements/constraints-*.txt)"; false; }
+[[ -f "$CONSTRAINTS" ]] \
+    || { log "MMADN_CONSTRAINTS: no such file $CONSTRAINTS (the stacks: requirements/constraints-*.txt)"; false; }
 
 STEP="check python"
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 9), sys.version' \
