@@ -374,7 +374,10 @@ def load_state_dict(module: nn.Module, state_dict: Mapping, strict: bool = False
     def record(mod, sd, prefix, local_metadata, strict_, missing, unexpected, errors):
         seen.update(state_dict=sd, missing=missing, unexpected=unexpected, errors=errors)  # torch's own lists
 
-    handle = target.register_load_state_dict_pre_hook(record)
+    if hasattr(target, 'register_load_state_dict_pre_hook'):
+        handle = target.register_load_state_dict_pre_hook(record)
+    else:  # torch < 2.2: the same hook in its private form
+        handle = target._register_load_state_dict_pre_hook(record, with_module=True)
     try:
         _mmengine_load_state_dict(module, state_dict, strict, logger)
     finally:

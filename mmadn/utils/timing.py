@@ -102,7 +102,10 @@ def peak_memory(fn: Callable[[], object], device: Device) -> float:
     if results is None:
         raise RuntimeError(f'torch {torch.__version__}\'s profiler keeps no allocation record (kineto_results) to '
                            'measure CPU memory from')
-    changes = sorted((e.start_ns(), e.nbytes()) for e in results.events() if e.name() == '[memory]')
+    # torch < 2.2's events give their start in microseconds only (start_us); the order is what counts here
+    ns = hasattr(torch._C._autograd._KinetoEvent, 'start_ns')
+    start = (lambda e: e.start_ns()) if ns else (lambda e: e.start_us())
+    changes = sorted((start(e), e.nbytes()) for e in results.events() if e.name() == '[memory]')
     live = peak = 0
     for _, change in changes:
         live += change

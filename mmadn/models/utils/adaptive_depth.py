@@ -192,7 +192,11 @@ class AdaptiveDepthMixin:
                              [(index, norm_plan(slots)) for index, slots in followers.items()])
         self._skip_flags = flags
         self._apply_skip(flags)
-        self.register_load_state_dict_pre_hook(self.load_hook)
+        # torch < 2.2 has this hook only in its private form (the same call with with_module=True)
+        if hasattr(self, 'register_load_state_dict_pre_hook'):
+            self.register_load_state_dict_pre_hook(self.load_hook)
+        else:
+            self._register_load_state_dict_pre_hook(self.load_hook, with_module=True)
 
     def _apply_skip(self, flags: Tuple[bool, ...]) -> None:
         stages, followers = self._switch_plan
