@@ -16,3 +16,10 @@ needs_dynamo_exporter = pytest.mark.skipif(
 needs_all_depths = pytest.mark.skipif(
     not (HAS_DYNAMO_EXPORTER and HAS_TORCH_COND), reason=f'the all-depths model needs torch.cond and the dynamo '
     f'ONNX exporter (torch >= 2.5); {_TORCH} lacks them, and mmadn refuses the all-depths model there')
+
+# torch.compile of an adaptive model: torch 2.1's dynamo keeps running the depth it compiled after a switch
+# (ResNet) or fails on the switchable norms (ViT); measured to work on torch 2.14, not tried in between
+needs_compile_of_switches = pytest.mark.skipif(
+    tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2]) < (2, 5),
+    reason=f'{_TORCH}: torch.compile does not follow a depth switch (it runs the depth it compiled, or fails on '
+    'the switchable norms); compile again after each switch (torch._dynamo.reset()) on this torch')

@@ -11,6 +11,7 @@ from mmadn.deploy.depth_runners import RuntimeDepths, table_backend
 from mmadn.deploy.selection import NO_SUBNET_FITS
 
 from ._cli import run_main
+from ._torch_features import needs_all_depths
 from .test_deploy_selection import TABLE
 from .test_export_detector import CONFIGS, _tiny_detector
 
@@ -73,6 +74,7 @@ def exported_demo(tmp_path_factory):
 
 
 @pytest.mark.slow
+@needs_all_depths
 def test_deadline_demo_drives_the_all_depths_model_in_onnxruntime(exported_demo, tmp_path, capsys, monkeypatch):
     """Every call of the three policies runs in one ONNX Runtime session, its depth fed as the ``skip`` input: the
     fixed policies' FFFF / TTTT, the controller's TTFF under a generous deadline and TTTT under an impossible one;
@@ -116,6 +118,7 @@ def test_deadline_demo_drives_the_all_depths_model_in_onnxruntime(exported_demo,
 
 
 @pytest.mark.slow
+@needs_all_depths
 def test_deadline_demo_refuses_a_table_timed_elsewhere_and_a_one_depth_model(exported_demo, tmp_path, capsys):
     from mmadn.deploy.detector_export import DeployableDetector, export_detector
     root, onnx_path, table, opts = exported_demo

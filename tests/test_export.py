@@ -9,6 +9,8 @@ from mmengine.registry import DefaultScope
 from mmadn.deploy import export_backbone, export_model
 from mmadn.models import ResNetADN, StaticResNet
 
+from ._torch_features import needs_dynamo_exporter
+
 
 def _adn(depth=18, **kwargs):
     model = ResNetADN(depth, zero_init_residual=False, **kwargs)
@@ -42,6 +44,7 @@ def test_exported_backbone_matches_the_adaptive_one(depth, skip):
     rebuilt.load_state_dict(static.state_dict(), strict=True)
 
 
+@needs_dynamo_exporter
 def test_exported_backbone_runs_in_onnxruntime(tmp_path):
     onnxruntime = pytest.importorskip('onnxruntime')
     model = _adn(18, skip='TTTT', out_indices=(3, ))

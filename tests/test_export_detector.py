@@ -13,6 +13,7 @@ import torch
 from mmadn.deploy.detector_export import DeployableDetector, detection_agreement, export_detector
 
 from ._cli import ROOT, THREADS, load_tool, run_main, run_tool
+from ._torch_features import needs_all_depths
 
 CONFIGS = dict(faster='configs/demo/faster_rcnn_r18_adn_fpn_synthetic.py',
                mask='configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py')
@@ -231,6 +232,7 @@ def _run_example_without_torch(*argv):
 
 
 @pytest.mark.slow
+@needs_all_depths
 def test_one_model_holds_every_depth_with_its_weights_once(tmp_path):
     """The all-depths model (export_detector.py --all-depths): a ``skip`` input picks the depth per call (ONNX
     ``If`` around each skippable stage), every depth predicts what mmdet predicts at it, in one session, and the
@@ -382,6 +384,7 @@ def test_runtime_detections_score_the_ap_of_mmdets_predictions(tmp_path, scored_
 
 
 @pytest.mark.slow
+@needs_all_depths
 def test_benchmark_tool_scores_the_whole_detector_in_the_runtime(tmp_path, scored_coco, capsys, monkeypatch):
     """benchmark_subnets.py --backend onnxruntime exports all depths in one model and takes each row's quality from
     the runtime's detections, PyTorch's beside it: at FFFF they agree; at TTTT a runtime patched to keep only its
@@ -522,6 +525,7 @@ def test_unsupported_dense_heads_are_refused_with_the_reason(retinanet_config):
 
 
 @pytest.mark.slow
+@needs_all_depths
 def test_one_retinanet_model_holds_every_depth(tmp_path, retinanet_config):
     """The user's path for RetinaNet: export_detector.py --all-depths (the default exporter), the depth switched per
     call in one session, each depth what mmdet predicts at it, and the example script without PyTorch."""
@@ -552,6 +556,7 @@ def test_one_retinanet_model_holds_every_depth(tmp_path, retinanet_config):
 
 
 @pytest.mark.slow
+@needs_all_depths
 def test_benchmark_tool_scores_retinanet_in_the_runtime_as_in_pytorch(tmp_path, retinanet_config):
     """benchmark_subnets.py --backend onnxruntime on the tiny RetinaNet (its all-depths model): the COCO bbox AP of
     the runtime's own detections, mapped back to three generated 240 x 200 images, equals mmdet's at FFFF and TTTT.

@@ -9,6 +9,7 @@ from mmadn.models import ResNetADN
 from mmadn.models.backbones.resnet_adn import num_mandatory_blocks
 
 from ._families import record_each_subnet
+from ._torch_features import needs_compile_of_switches
 
 # ADN spec section 2, written out rather than computed: the skippable block indices per stage.
 SPEC_SKIPPABLE = {
@@ -89,6 +90,7 @@ def test_num_stages_sets_the_number_of_flags():
         model.skip = 'TFTF'
 
 
+@needs_compile_of_switches
 def test_torch_compile_does_not_run_a_stale_path_after_a_switch():
     torch._dynamo.reset()
     model = ResNetADN(18, out_indices=(2, 3)).eval()

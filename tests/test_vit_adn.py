@@ -22,6 +22,7 @@ from mmadn.models.backbones.vit_adn_layouts import (convert, detect_layout, mmpr
                                                      released_to_mmpretrain)
 
 from ._families import record_each_subnet
+from ._torch_features import needs_compile_of_switches
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = dict(embed_dims=32, num_layers=12, num_heads=2, feedforward_channels=64)
@@ -121,6 +122,7 @@ def test_blocks_per_group_sets_the_number_of_flags():
     assert model.active_blocks() == [f'layers.{i}' for i in (0, 1, 3, 4, 6)]
 
 
+@needs_compile_of_switches
 def test_jit_trace_and_compile_follow_the_active_subnet():
     model = _randomise(VisionTransformerADN(**TINY_KW)).eval()
     x = torch.randn(1, 3, 32, 32)
