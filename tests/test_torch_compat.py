@@ -1,6 +1,7 @@
 """The older end of the tested torch range (torch 2.1, requirements/constraints-torch21.txt): checkpoints load as
 safely as on the pinned torch, and what torch 2.1 lacks (torch.cond, the dynamo ONNX exporter) is refused with a
 message saying so. Each test runs on both stacks; the torch < 2.5 code paths are also forced on the pinned one."""
+import collections
 import io
 import os
 
@@ -48,6 +49,7 @@ def test_what_mmengine_checkpoints_hold_loads(tmp_path, loader):
     buffer.update(1.5)
     buffer.update(np.float64(2.5))
     saved = {'state_dict': {'w': torch.arange(3.), 'h': torch.ones(2, dtype=torch.float16)},
+             'counter': collections.Counter('aab'),
              'message_hub': {'loss': buffer, 'array': np.arange(4), 'scalar': np.float32(0.5),
                              'dtype': np.dtype('int64')}}
     for legacy in (False, True):
@@ -55,7 +57,7 @@ def test_what_mmengine_checkpoints_hold_loads(tmp_path, loader):
         torch.save(saved, path, _use_new_zipfile_serialization=not legacy)
         loaded = loader(str(path))
         assert torch.equal(loaded['state_dict']['w'], torch.arange(3.))
-        assert loaded['state_dict']['h'].dtype == torch.float16
+        assert loaded['state_dict']['h'].dtype == torch.float16 and loaded['counter'] == collections.Counter('aab')
         hub = loaded['message_hub']
         assert hub['loss'].mean() == 2.0 and hub['array'].tolist() == [0, 1, 2, 3]
         assert hub['scalar'] == np.float32(0.5) and hub['dtype'] == np.dtype('int64')
@@ -66,6 +68,7 @@ def test_the_restricted_unpickler_allows_only_the_list():
     # numpy 1 and numpy 2 name their core module differently: a checkpoint of either stack loads on the other
     assert allowed['numpy.core.multiarray._reconstruct'] is allowed['numpy._core.multiarray._reconstruct']
     assert allowed['builtins.getattr'] is checkpoint._history_buffer_getattr
+    assert allowed['collections.Counter'] is collections.Counter  # in mmdet's detector checkpoints
     for name in ('posix.system', 'builtins.eval', 'builtins.exec', 'io.open', 'subprocess.Popen'):
         assert name not in allowed
 

@@ -85,8 +85,14 @@ def _restricted_globals() -> Dict[str, Any]:
     storages, dtypes, their rebuild functions) and :data:`SAFE_CHECKPOINT_GLOBALS`. numpy's core module is named
     ``numpy.core`` by numpy 1 and ``numpy._core`` by numpy 2; both spellings name the same objects, so a checkpoint
     saved under either numpy loads."""
+    import collections
+
     from torch import _weights_only_unpickler
     allowed = dict(_weights_only_unpickler._get_allowed_globals())
+    # plain containers that newer torch's weights-only unpickler allows by default and torch 2.1's does not
+    # (mmdet's detector checkpoints hold a Counter)
+    allowed.update({f'{t.__module__}.{t.__qualname__}': t
+                    for t in (collections.Counter, set, bytearray, complex)})
     for entry in SAFE_CHECKPOINT_GLOBALS:
         obj = entry[0] if isinstance(entry, tuple) else entry
         name = _global_name(entry)
