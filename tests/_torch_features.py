@@ -19,7 +19,9 @@ needs_all_depths = pytest.mark.skipif(
 
 # torch.compile of an adaptive model: torch 2.1's dynamo keeps running the depth it compiled after a switch
 # (ResNet) or fails on the switchable norms (ViT); measured to work on torch 2.14, not tried in between
+BEFORE_2_5 = tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2]) < (2, 5)
+
 needs_compile_of_switches = pytest.mark.skipif(
-    tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2]) < (2, 5),
+    BEFORE_2_5,
     reason=f'{_TORCH}: torch.compile does not follow a depth switch (it runs the depth it compiled, or fails on '
     'the switchable norms); compile again after each switch (torch._dynamo.reset()) on this torch')

@@ -18,6 +18,7 @@ from mmadn.engine import unused_parameters_reason
 from mmadn.utils import safe_torch_load
 
 from ._cli import run_tool
+from ._torch_features import BEFORE_2_5
 
 CONFIG = 'configs/demo/mask_rcnn_r18_adn_fpn_synthetic.py'
 CLS_CONFIG = 'configs/demo/resnet18_adn_synthetic_cls.py'
@@ -102,6 +103,8 @@ def test_the_exit_handler_joins_the_gloo_threads_before_interpreter_teardown(how
     outlived ``destroy_process_group`` in the finished runner's reference cycles, and its threads met teardown."""
     _, out = run_tool('-c', GLOO_EXIT_PROBE, how, _free_port())
     before, after = map(int, re.search(r'gloo threads (\d+) (\d+)', out).groups())
+    if before == 0 and BEFORE_2_5:  # measured on torch 2.1
+        pytest.skip(f'torch {torch.__version__} names no thread "gloo": the probe cannot see the group\'s threads')
     assert before > 0 and (after > 0) == left, out[-2000:]
 
 
