@@ -26,6 +26,7 @@ import re
 import sys
 import types
 import zipfile
+from functools import lru_cache
 from typing import Any, Dict, List, Mapping, Sequence
 
 import mmengine.runner.checkpoint as mmengine_checkpoint
@@ -80,6 +81,7 @@ def _global_name(entry: Any) -> str:
     return entry[1] if isinstance(entry, tuple) else f'{entry.__module__}.{entry.__qualname__}'
 
 
+@lru_cache(maxsize=None)
 def _restricted_globals() -> Dict[str, Any]:
     """What the restricted unpickler may resolve, by pickled name: torch's weights-only allow-list (tensors,
     storages, dtypes, their rebuild functions) and :data:`SAFE_CHECKPOINT_GLOBALS`. numpy's core module is named
