@@ -437,10 +437,7 @@ def export_detector(detector: DeployableDetector, path: str, metadata: Dict[str,
     # contiguous: the model may run channels-last (benchmark_subnets.py --memory-format) and shares its modules
     detector = copy.deepcopy(detector).cpu().eval().to(memory_format=torch.contiguous_format)
     inputs = (torch.zeros(1, 3, *detector.input_shape), torch.tensor(detector.input_shape, dtype=torch.float32))
-    if detector.all_depths:
-        require_dynamo_exporter(
-            'The all-depths detector (every depth in one graph: torch.cond -> ONNX If)', 'Upgrade torch, or export '
-            'one depth per model (tools/deployment/export_detector.py without --all-depths).', cond=True)
+    if detector.all_depths:  # its AllDepthsFeatures already refused a torch without the dynamo exporter
         if dynamo is False:
             raise ValueError('the all-depths model needs the dynamo exporter (torch.cond -> ONNX If)')
         inputs += (torch.zeros(detector.num_flags, dtype=torch.bool), )
